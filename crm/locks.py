@@ -1,0 +1,16 @@
+"""Transaction-scoped locks on a name, for work keyed by a Stripe id rather than by a row."""
+
+from django.db import connection
+
+
+def lock_name_for_transaction(name: str) -> None:
+    """Block until no other transaction holds `name`; released at commit or rollback.
+
+    PostgreSQL's advisory locks serialise work on something that may not have a row yet (a
+    Stripe event or Checkout Session being processed by two workers at once). SQLite allows
+    one writer at a time anyway, so there is nothing to do there.
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [name])

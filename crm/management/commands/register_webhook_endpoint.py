@@ -1,0 +1,26 @@
+"""Create or update the local dj-stripe WebhookEndpoint for a signing secret, without calling Stripe."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from crm.webhook_endpoints import webhook_endpoint_register
+
+
+class Command(BaseCommand):
+    help = (
+        "Create or update the local webhook endpoint for a Stripe signing secret (whsec_…) and "
+        "print its full URL on the last line. Makes no Stripe API call."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--secret", required=True, help="The endpoint's signing secret, whsec_…")
+        parser.add_argument(
+            "--base-url", required=True, help="Where Stripe reaches this app, e.g. https://app.example.com"
+        )
+        parser.add_argument("--livemode", action="store_true", help="A live-mode endpoint (default: test)")
+
+    def handle(self, *args, secret: str, base_url: str, livemode: bool, **options):
+        if not secret.startswith("whsec_"):
+            raise CommandError("--secret must be a Stripe signing secret starting with whsec_")
+        endpoint, created = webhook_endpoint_register(secret=secret, base_url=base_url, livemode=livemode)
+        self.stderr.write(f"{'Created' if created else 'Updated'} webhook endpoint {endpoint.id}")
+        self.stdout.write(endpoint.url)

@@ -1,0 +1,189 @@
+from django.db import models
+
+
+class StripeWebhookJob(models.Model):
+    """The worker's processing of one verified Stripe webhook delivery (a dj-stripe trigger).
+
+    Written in the same transaction as the trigger, so a delivery that Stripe saw answered 200
+    is never lost even if the queue message is: `manage.py webhook_jobs_requeue` (and the
+    reconcile schedule) re-enqueue jobs left queued.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        RETRYING = "retrying", "Waiting to retry"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed (gave up)"
+
+    trigger = models.OneToOneField(
+        "djstripe.WebhookEventTrigger", on_delete=models.CASCADE, related_name="job"
+    )
+    event_id = models.CharField(max_length=255, db_index=True)
+    event_type = models.CharField(max_length=250)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["status", "created"])]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} ({self.get_status_display()})"
+
+
+class Service(models.Model):
+    """Something the agency sells; `service_id` is the Checkout Session's metadata.serviceId."""
+
+    service_id = models.SlugField(max_length=100, unique=True, help_text="metadata.serviceId in Stripe")
+    name = models.CharField(max_length=200)
+    active = models.BooleanField(default=True, help_text="Inactive services are held for review")
+    send_welcome_email = models.BooleanField(default=True)
+    welcome_email_subject = models.CharField(
+        max_length=200, blank=True, help_text="Default: “Welcome to <service name>”"
+    )
+    provision_workspace = models.BooleanField(default=True)
+    workspace_plan = models.CharField(
+        max_length=100, blank=True, help_text="Passed to the provisioning backend"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.service_id})"
+
+
+class Client(models.Model):
+    """A paying client, one per normalised email (lower case, no surrounding spaces)."""
+
+    email = models.EmailField(unique=True, help_text="Primary login; stored normalised")
+    name = models.CharField(max_length=200, blank=True)
+    stripe_customer_id = models.CharField(max_length=255, blank=True, db_index=True)
+    ordered_service = models.ForeignKey(
+        Service, null=True, blank=True, on_delete=models.PROTECT, related_name="clients"
+    )
+    invoiced_value = models.BigIntegerField(
+        default=0, help_text="Lifetime sum of recorded payments, in minor units of `currency`"
+    )
+    currency = models.CharField(max_length=3, blank=True)
+    user = models.OneToOneField(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="client"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(email=models.functions.Lower(models.functions.Trim("email"))),
+                name="client_email_normalised",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>" if self.name else self.email
+
+
+class Payment(models.Model):
+    """One paid Checkout Session, recorded once."""
+
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="payments")
+    checkout_session_id = models.CharField(max_length=255, unique=True)
+    payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
+    stripe_customer_id = models.CharField(max_length=255, blank=True)
+    service = models.ForeignKey(Service, null=True, blank=True, on_delete=models.PROTECT)
+    amount = models.BigIntegerField(help_text="Minor units of `currency`")
+    currency = models.CharField(max_length=3)
+    livemode = models.BooleanField(default=False)
+    paid_at = models.DateTimeField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-paid_at"]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency.upper()} ({self.checkout_session_id})"
+
+
+class Onboarding(models.Model):
+    """One per Checkout Session: decides, then drives the welcome email and workspace steps."""
+
+    class Status(models.TextChoices):
+        AWAITING_PAYMENT = "awaiting_payment", "Awaiting payment"
+        PAYMENT_FAILED = "payment_failed", "Payment failed"
+        HELD = "held", "Held for review"
+        IN_PROGRESS = "in_progress", "In progress"
+        ONBOARDED = "onboarded", "Onboarded"
+        FAILED = "failed", "Failed"
+        REJECTED = "rejected", "Rejected"
+
+    class HeldReason(models.TextChoices):
+        CURRENCY_NOT_ALLOWED = "currency_not_allowed", "Currency not accepted"
+        LIVEMODE_MISMATCH = "livemode_mismatch", "Live/test mode mismatch"
+        SERVICE_MISSING = "service_missing", "No serviceId in metadata"
+        SERVICE_UNKNOWN = "service_unknown", "Unknown service"
+        SERVICE_INACTIVE = "service_inactive", "Inactive service"
+        EMAIL_MISSING = "email_missing", "No email on the session"
+        CURRENCY_MISMATCH = "currency_mismatch", "Currency differs from the client's"
+        EMAIL_REFUSED = "email_refused", "Welcome email refused"
+
+    class StepStatus(models.TextChoices):
+        NOT_STARTED = "not_started", "Not started"
+        PENDING = "pending", "Queued"
+        RUNNING = "running", "Running"
+        RETRYING = "retrying", "Waiting to retry"
+        DONE = "done", "Done"
+        SKIPPED = "skipped", "Skipped"
+        FAILED = "failed", "Failed"
+        REFUSED = "refused", "Refused by recipient"
+
+    checkout_session_id = models.CharField(max_length=255, unique=True)
+    client = models.ForeignKey(
+        Client, null=True, blank=True, on_delete=models.PROTECT, related_name="onboardings"
+    )
+    service = models.ForeignKey(Service, null=True, blank=True, on_delete=models.PROTECT)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.AWAITING_PAYMENT)
+    held_reason = models.CharField(max_length=30, choices=HeldReason.choices, blank=True)
+    held_detail = models.TextField(blank=True)
+    # What the session said, kept for review even when no client was created.
+    customer_email = models.CharField(max_length=254, blank=True)
+    customer_name = models.CharField(max_length=200, blank=True)
+    service_ref = models.CharField(max_length=100, blank=True, help_text="metadata.serviceId as sent")
+    amount = models.BigIntegerField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    livemode = models.BooleanField(default=False)
+    payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
+    stripe_customer_id = models.CharField(max_length=255, blank=True, db_index=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    email_status = models.CharField(
+        max_length=12, choices=StepStatus.choices, default=StepStatus.NOT_STARTED
+    )
+    email_attempts = models.PositiveIntegerField(default=0)
+    email_last_error = models.TextField(blank=True)
+    email_sent_at = models.DateTimeField(null=True, blank=True)
+    email_message_id = models.CharField(max_length=255, blank=True)
+
+    workspace_status = models.CharField(
+        max_length=12, choices=StepStatus.choices, default=StepStatus.NOT_STARTED
+    )
+    workspace_attempts = models.PositiveIntegerField(default=0)
+    workspace_last_error = models.TextField(blank=True)
+
+    onboarded_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["status", "created"])]
+
+    def __str__(self) -> str:
+        return f"Onboarding {self.checkout_session_id} ({self.get_status_display()})"

@@ -1,0 +1,13 @@
+"""django-q2 tasks: thin doors into services. Each takes ids, never model instances."""
+
+from .webhook_jobs import webhook_job_run, webhook_jobs_requeue_stale
+
+
+def webhook_job_process(job_id: int) -> str:
+    """Process one verified Stripe webhook delivery."""
+    return webhook_job_run(job_id=job_id)
+
+
+def webhook_jobs_requeue() -> int:
+    """Scheduled safety net: re-enqueue verified deliveries whose queue message was lost."""
+    return webhook_jobs_requeue_stale()

@@ -1,0 +1,111 @@
+"""Services for StripeWebhookJob: create with the trigger, run in the worker, requeue lost ones."""
+
+import logging
+from datetime import timedelta
+from traceback import format_exc
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from djstripe.models import WebhookEventTrigger
+from djstripe.settings import djstripe_settings
+
+from .locks import lock_name_for_transaction
+from .models import StripeWebhookJob
+from .queue import enqueue_on_commit
+from .retry import retry_schedule
+
+logger = logging.getLogger(__name__)
+
+PROCESS_TASK = "crm.tasks.webhook_job_process"
+# 8 attempts with capped backoff span about two hours before a job is left failed for staff.
+MAX_ATTEMPTS = 8
+RUNNING_TIMEOUT = timedelta(seconds=settings.Q_CLUSTER["timeout"])
+
+
+def webhook_job_create(*, trigger: WebhookEventTrigger) -> StripeWebhookJob:
+    """Record a verified delivery for the worker and enqueue it once the trigger is committed."""
+    event = trigger.json_body
+    job = StripeWebhookJob.objects.create(
+        trigger=trigger, event_id=event["id"], event_type=event["type"]
+    )
+    enqueue_on_commit(PROCESS_TASK, job.id)
+    return job
+
+
+def webhook_job_run(*, job_id: int) -> str:
+    """Process the job's event with dj-stripe (Stripe retrieval, mirror sync, our receivers).
+
+    Returns the job's resulting status. Safe to call twice: only a queued or retrying job is
+    claimed, and duplicate deliveries of one event are serialised so it is processed once.
+    """
+    # A job still "running" after the queue's timeout belongs to a worker that died.
+    abandoned = Q(status=StripeWebhookJob.Status.RUNNING, updated__lt=timezone.now() - RUNNING_TIMEOUT)
+    claimable = Q(status__in=[StripeWebhookJob.Status.QUEUED, StripeWebhookJob.Status.RETRYING])
+    claimed = StripeWebhookJob.objects.filter(claimable | abandoned, id=job_id).update(
+        status=StripeWebhookJob.Status.RUNNING,
+        attempts=F("attempts") + 1,
+        next_attempt_at=None,
+        updated=timezone.now(),
+    )
+    job = StripeWebhookJob.objects.select_related("trigger").get(id=job_id)
+    if not claimed:
+        return job.status
+
+    trigger = job.trigger
+    try:
+        with transaction.atomic():
+            lock_name_for_transaction(f"stripe-event:{job.event_id}")
+            livemode = trigger.json_body.get("livemode")
+            trigger.process(save=False, api_key=djstripe_settings.get_default_api_key(livemode))
+            trigger.save(update_fields=["event", "processed", "exception", "traceback", "updated"])
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried, never dropped
+        return webhook_job_record_failure(job=job, trigger=trigger, error=exc)
+
+    job.status = StripeWebhookJob.Status.SUCCEEDED
+    job.last_error = ""
+    job.save(update_fields=["status", "last_error", "updated"])
+    return job.status
+
+
+def webhook_job_record_failure(
+    *, job: StripeWebhookJob, trigger: WebhookEventTrigger, error: Exception
+) -> str:
+    """Keep the error on the trigger and the job; retry with backoff or give up for staff."""
+    logger.warning("Processing Stripe event %s failed (attempt %s): %s", job.event_id, job.attempts, error)
+    trigger.exception = str(error)[:128]
+    trigger.traceback = format_exc()
+    trigger.save(update_fields=["exception", "traceback", "updated"])
+
+    job.last_error = f"{type(error).__name__}: {error}"
+    if job.attempts >= MAX_ATTEMPTS:
+        job.status = StripeWebhookJob.Status.FAILED
+        logger.error("Giving up on Stripe event %s after %s attempts", job.event_id, job.attempts)
+    else:
+        job.status = StripeWebhookJob.Status.RETRYING
+        job.next_attempt_at = retry_schedule(func=PROCESS_TASK, arg=job.id, attempts=job.attempts)
+    job.save(update_fields=["status", "last_error", "next_attempt_at", "updated"])
+    return job.status
+
+
+def webhook_job_retry_now(*, job: StripeWebhookJob) -> bool:
+    """Staff door: send a failed or waiting job back to the queue now. False if not retryable."""
+    requeued = StripeWebhookJob.objects.filter(
+        id=job.id, status__in=[StripeWebhookJob.Status.FAILED, StripeWebhookJob.Status.RETRYING]
+    ).update(status=StripeWebhookJob.Status.QUEUED, next_attempt_at=None)
+    if requeued:
+        enqueue_on_commit(PROCESS_TASK, job.id)
+    return bool(requeued)
+
+
+def webhook_jobs_requeue_stale(*, older_than: timedelta = timedelta(minutes=10)) -> int:
+    """Re-enqueue jobs still queued long after delivery (a queue message lost); returns count."""
+    stale = StripeWebhookJob.objects.filter(
+        status=StripeWebhookJob.Status.QUEUED, created__lt=timezone.now() - older_than
+    ).values_list("id", flat=True)
+    count = 0
+    for job_id in stale.iterator():
+        enqueue_on_commit(PROCESS_TASK, job_id)
+        count += 1
+    return count

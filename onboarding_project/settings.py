@@ -1,0 +1,216 @@
+"""Settings, all read from the environment, with defaults that make a laptop work.
+
+Production (DJANGO_DEBUG=0) refuses to start without its secrets. Every variable is listed
+in README.md's settings table; keep the two in step.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_required(name: str, *, why: str) -> str:
+    value = env_str(name)
+    if not value:
+        raise ImproperlyConfigured(f"{name} must be set when DJANGO_DEBUG is off ({why}).")
+    return value
+
+
+# --- Core -------------------------------------------------------------------------------------
+DEBUG = env_bool("DJANGO_DEBUG", True)
+
+if DEBUG:
+    SECRET_KEY = env_str("DJANGO_SECRET_KEY") or "django-insecure-laptop-only-key-do-not-deploy"
+else:
+    SECRET_KEY = env_required("DJANGO_SECRET_KEY", why="it signs sessions and password links")
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+CSRF_TRUSTED_ORIGINS = [SITE_URL] if SITE_URL.startswith("https://") else []
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "djstripe",
+    "anymail",
+    "django_q",
+    "crm",
+    "provisioning",
+    "stripe_sandbox",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "onboarding_project.urls"
+WSGI_APPLICATION = "onboarding_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------
+# DATABASE_URL selects PostgreSQL (postgres://user@host:5432/name); the default is a SQLite file.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        conn_max_age=60,
+        conn_health_checks=True,
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Welcome-email links to set a portal password expire after this many seconds (3 days).
+PASSWORD_RESET_TIMEOUT = int(env_str("PASSWORD_RESET_TIMEOUT", str(3 * 24 * 3600)))
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+LOGIN_URL = "/portal/login/"
+
+# --- Production hardening (kept on whenever DEBUG is off, so `check --deploy` is clean) -------
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = int(env_str("DJANGO_SECURE_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+
+# --- Stripe (dj-stripe) ------------------------------------------------------------------------
+STRIPE_LIVE_MODE = env_bool("STRIPE_LIVE_MODE", False)
+STRIPE_TEST_SECRET_KEY = env_str("STRIPE_TEST_SECRET_KEY") or ("sk_test_sandbox" if DEBUG else "")
+STRIPE_LIVE_SECRET_KEY = env_str("STRIPE_LIVE_SECRET_KEY")
+if not DEBUG:
+    env_required(
+        "STRIPE_LIVE_SECRET_KEY" if STRIPE_LIVE_MODE else "STRIPE_TEST_SECRET_KEY",
+        why="the worker retrieves every webhook's objects from Stripe",
+    )
+# dj-stripe's own setting: point stripe-python at another Stripe-compatible server (the sandbox).
+# Only defined when set, because dj-stripe warns (djstripe.W002) whenever it exists outside DEBUG.
+if env_str("STRIPE_API_HOST"):
+    STRIPE_API_HOST = env_str("STRIPE_API_HOST").rstrip("/")
+STRIPE_API_VERSION = "2026-05-27.dahlia"
+# Seconds before a Stripe API call gives up (stripe-python's default is 80 s, far too long
+# for a worker that retries on its own).
+STRIPE_API_TIMEOUT = float(env_str("STRIPE_API_TIMEOUT", "20"))
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+# Replay window, both directions: stripe-python rejects old signatures, we also reject future ones.
+STRIPE_WEBHOOK_TOLERANCE = 300
+
+# --- Onboarding --------------------------------------------------------------------------------
+ONBOARDING_CURRENCIES = [c.lower() for c in env_list("ONBOARDING_CURRENCIES", "usd,eur,gbp,jpy")]
+
+# --- Email (Anymail) ---------------------------------------------------------------------------
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Onboarding <onboarding@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Every ANYMAIL_* variable becomes an Anymail setting: ANYMAIL_POSTMARK_SERVER_TOKEN=… sets
+# ANYMAIL["POSTMARK_SERVER_TOKEN"], so any ESP is configured by environment alone.
+ANYMAIL = {
+    name.removeprefix("ANYMAIL_"): value for name, value in os.environ.items() if name.startswith("ANYMAIL_")
+}
+
+# --- Task queue (django-q2) --------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL")
+Q_CLUSTER = {
+    "name": "onboarding",
+    "workers": int(env_str("Q_WORKERS", "2")),
+    # A task that runs longer than this is killed: Stripe calls time out at 20 s, emails at 30 s.
+    "timeout": 120,
+    # Must exceed timeout, or a task still running would be handed to a second worker.
+    "retry": 180,
+    # django-q's own re-delivery (worker crashed or timed out). Business failures are retried by
+    # our tasks with backoff (crm/retry.py), so a poison task is not re-run more than this.
+    "max_attempts": 3,
+    # Successful results are not stored: our own status rows record outcomes, and the default
+    # (250, pruned on every save under a lock) costs about 5x worker throughput. Failures are kept.
+    "save_limit": -1,
+    # Each worker picks one task at a time, so a slow Stripe call does not hold others back.
+    "bulk": 1,
+    "catch_up": False,
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+    # How often the ORM broker polls for tasks; the default 0.2 s keeps webhook latency low.
+    Q_CLUSTER["poll"] = 0.2
+
+# --- Provisioning ------------------------------------------------------------------------------
+PROVISIONING_BACKEND = env_str("PROVISIONING_BACKEND", "provisioning.backends.LocalBackend")
+
+# --- Logging -----------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

@@ -1,0 +1,32 @@
+from django.db import models
+
+
+class Workspace(models.Model):
+    """A client's dashboard workspace for one service, created by the provisioning backend."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROVISIONING = "provisioning", "Provisioning"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    client = models.ForeignKey("crm.Client", on_delete=models.PROTECT, related_name="workspaces")
+    service = models.ForeignKey("crm.Service", on_delete=models.PROTECT, related_name="workspaces")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    url = models.URLField(blank=True, max_length=500)
+    backend = models.CharField(max_length=255, blank=True, help_text="Dotted path that provisioned it")
+    external_id = models.CharField(max_length=255, blank=True, help_text="The backend's own id")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(fields=["client", "service"], name="one_workspace_per_client_service")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service} workspace for {self.client}"

@@ -1,0 +1,39 @@
+"""Reference Stripe object shapes (API 2026-05-27.dahlia) that every factory starts from.
+
+`reference_shapes.json` is a copy of Stripe's public OpenAPI fixtures (github.com/stripe/openapi,
+MIT licence). Building each object from a deep copy of its template guarantees the served key set
+and nesting match the real API; factories then only replace values.
+"""
+
+import copy
+import json
+from functools import cache
+from pathlib import Path
+
+API_VERSION = "2026-05-27.dahlia"
+
+_SHAPES_FILE = Path(__file__).with_name("reference_shapes.json")
+
+
+@cache
+def _shapes() -> dict:
+    """Load the reference shapes once."""
+    return json.loads(_SHAPES_FILE.read_text())
+
+
+def template(object_type: str) -> dict:
+    """Return a fresh deep copy of the reference object for `object_type`."""
+    return copy.deepcopy(_shapes()[object_type])
+
+
+def build(object_type: str, **values) -> dict:
+    """Return the reference object with `values` replacing top-level keys.
+
+    Unknown keys raise, so a factory can never drift away from Stripe's real key set.
+    """
+    obj = template(object_type)
+    unknown = set(values) - set(obj)
+    if unknown:
+        raise KeyError(f"{object_type} has no field(s) {sorted(unknown)}")
+    obj.update(values)
+    return obj
