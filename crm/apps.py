@@ -6,6 +6,6 @@ class CrmConfig(AppConfig):
     verbose_name = "CRM and onboarding"
 
     def ready(self) -> None:
-        from . import stripe_client
+        from . import receivers, stripe_client  # noqa: F401 - importing connects the receivers
 
         stripe_client.configure()

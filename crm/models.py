@@ -163,9 +163,7 @@ class Onboarding(models.Model):
     stripe_customer_id = models.CharField(max_length=255, blank=True, db_index=True)
     paid_at = models.DateTimeField(null=True, blank=True)
 
-    email_status = models.CharField(
-        max_length=12, choices=StepStatus.choices, default=StepStatus.NOT_STARTED
-    )
+    email_status = models.CharField(max_length=12, choices=StepStatus.choices, default=StepStatus.NOT_STARTED)
     email_attempts = models.PositiveIntegerField(default=0)
     email_last_error = models.TextField(blank=True)
     email_sent_at = models.DateTimeField(null=True, blank=True)

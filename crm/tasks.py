@@ -1,5 +1,6 @@
 """django-q2 tasks: thin doors into services. Each takes ids, never model instances."""
 
+from .emails import welcome_email_send as welcome_email_service
 from .webhook_jobs import webhook_job_run, webhook_jobs_requeue_stale
 
 
@@ -11,3 +12,8 @@ def webhook_job_process(job_id: int) -> str:
 def webhook_jobs_requeue() -> int:
     """Scheduled safety net: re-enqueue verified deliveries whose queue message was lost."""
     return webhook_jobs_requeue_stale()
+
+
+def welcome_email_send(onboarding_id: int) -> str:
+    """Send one onboarding's welcome email."""
+    return welcome_email_service(onboarding_id=onboarding_id)

@@ -4,9 +4,10 @@ dj-stripe's own view verifies and then processes inside the request (retrieving 
 Stripe), which makes Stripe wait on Stripe and turns any processing error into a 500; its hook
 to defer processing (DJSTRIPE_WEBHOOK_EVENT_CALLBACK) is deprecated. So this view keeps
 dj-stripe's record (WebhookEventTrigger) and its signature check (`verify_signature`, with the
-endpoint's replay tolerance, and never the secret-override header dj-stripe honours under DEBUG), adds the checks it lacks (a signature timestamp
-in the future, a body that is not a Stripe event), and hands processing to the worker through a
-StripeWebhookJob row written in the same transaction as the trigger.
+endpoint's replay tolerance; never the secret-override header dj-stripe honours under DEBUG),
+adds the checks it lacks (a signature timestamp in the future, a body that is not a Stripe
+event), and hands processing to the worker through a StripeWebhookJob row written in the same
+transaction as the trigger.
 """
 
 import json

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from crm.webhooks import StripeWebhookView
 
@@ -7,4 +7,5 @@ urlpatterns = [
     # Same path and name as dj-stripe's own view, which ours extends (see crm/webhooks.py).
     path("stripe/webhook/<uuid:uuid>/", StripeWebhookView.as_view(), name="stripe-webhook"),
     path("admin/", admin.site.urls),
+    path("portal/", include("provisioning.urls")),
 ]

@@ -38,9 +38,7 @@ class StripeApiError(Exception):
 
 def unknown_parameter(name: str) -> StripeApiError:
     """400 for a parameter the endpoint does not accept."""
-    return StripeApiError(
-        400, f"Received unknown parameter: {name}", code="parameter_unknown", param=name
-    )
+    return StripeApiError(400, f"Received unknown parameter: {name}", code="parameter_unknown", param=name)
 
 
 def invalid_parameter(name: str, message: str, code: str | None = None) -> StripeApiError:
@@ -50,9 +48,7 @@ def invalid_parameter(name: str, message: str, code: str | None = None) -> Strip
 
 def missing_parameter(name: str) -> StripeApiError:
     """400 for a required parameter that was not sent."""
-    return StripeApiError(
-        400, f"Missing required param: {name}.", code="parameter_missing", param=name
-    )
+    return StripeApiError(400, f"Missing required param: {name}.", code="parameter_missing", param=name)
 
 
 def resource_missing(object_name: str, object_id: str, hint: str = "", param: str = "id") -> StripeApiError:

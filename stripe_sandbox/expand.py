@@ -86,7 +86,11 @@ def _expand(store, value, parts: list[str], context: str, full_path: str):
         raise not_expandable(full_path)
     field, rest = parts[0], parts[1:]
     if value.get("object") == "list" and field == "data":
-        items = [_expand(store, item, rest, item.get("object"), full_path) for item in value["data"]] if rest else None
+        items = (
+            [_expand(store, item, rest, item.get("object"), full_path) for item in value["data"]]
+            if rest
+            else None
+        )
         if items is None:
             raise not_expandable(full_path)
         return {**value, "data": items}

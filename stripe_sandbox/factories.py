@@ -7,7 +7,14 @@ for a one-off Checkout card payment; fields Stripe leaves null for such a paymen
 from .ids import IdFactory
 from .shapes import API_VERSION, build
 
-EMPTY_ADDRESS = {"city": None, "country": None, "line1": None, "line2": None, "postal_code": None, "state": None}
+EMPTY_ADDRESS = {
+    "city": None,
+    "country": None,
+    "line1": None,
+    "line2": None,
+    "postal_code": None,
+    "state": None,
+}
 
 
 def _address(country: str | None = None) -> dict:
@@ -81,7 +88,9 @@ def customer(ids: IdFactory, *, created: int, livemode: bool, email=None, name=N
     )
 
 
-def product(ids: IdFactory, *, created: int, livemode: bool, name: str, metadata=None, description=None) -> dict:
+def product(
+    ids: IdFactory, *, created: int, livemode: bool, name: str, metadata=None, description=None
+) -> dict:
     """A service product; `default_price` is filled in once its price exists."""
     return build(
         "product",
@@ -98,7 +107,9 @@ def product(ids: IdFactory, *, created: int, livemode: bool, name: str, metadata
     )
 
 
-def price(ids: IdFactory, *, created: int, livemode: bool, product_id: str, currency: str, unit_amount: int) -> dict:
+def price(
+    ids: IdFactory, *, created: int, livemode: bool, product_id: str, currency: str, unit_amount: int
+) -> dict:
     """A one-time price."""
     return build(
         "price",
@@ -239,7 +250,13 @@ def payment_method(ids: IdFactory, *, created: int, livemode: bool, email=None, 
         customer=None,
         customer_account=None,
         metadata={},
-        billing_details={"address": _address("DE"), "email": email, "name": name, "phone": None, "tax_id": None},
+        billing_details={
+            "address": _address("DE"),
+            "email": email,
+            "name": name,
+            "phone": None,
+            "tax_id": None,
+        },
     )
     obj["card"].update(
         country="US",
@@ -317,7 +334,13 @@ def charge(
         amount=amount,
         amount_captured=0 if failed else amount,
         balance_transaction=balance_transaction_id,
-        billing_details={"address": _address("DE"), "email": email, "name": name, "phone": None, "tax_id": None},
+        billing_details={
+            "address": _address("DE"),
+            "email": email,
+            "name": name,
+            "phone": None,
+            "tax_id": None,
+        },
         calculated_statement_descriptor="STRIPE SANDBOX",
         captured=not failed,
         currency=currency,
@@ -331,7 +354,9 @@ def charge(
             "network_decline_code": None,
             "network_status": "declined_by_network" if failed else "approved_by_network",
             "reason": "generic_decline" if failed else None,
-            "seller_message": "The bank did not return any further details." if failed else "Payment complete.",
+            "seller_message": "The bank did not return any further details."
+            if failed
+            else "Payment complete.",
             "type": "issuer_declined" if failed else "authorized",
         },
         paid=succeeded,
@@ -404,7 +429,15 @@ def event(ids: IdFactory, *, event_type: str, obj: dict, created: int, pending_w
 
 
 def webhook_endpoint(
-    ids: IdFactory, *, created: int, livemode: bool, url: str, enabled_events, api_version=None, description=None, metadata=None
+    ids: IdFactory,
+    *,
+    created: int,
+    livemode: bool,
+    url: str,
+    enabled_events,
+    api_version=None,
+    description=None,
+    metadata=None,
 ) -> dict:
     """A webhook endpoint registration (its `secret` is only returned on create)."""
     return build(

@@ -60,9 +60,7 @@ def as_int(name: str, value) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise invalid_parameter(
-            name, f"Invalid integer: {value}", code="parameter_invalid_integer"
-        ) from None
+        raise invalid_parameter(name, f"Invalid integer: {value}", code="parameter_invalid_integer") from None
 
 
 def as_bool(name: str, value) -> bool:

@@ -5,7 +5,6 @@ MIT licence). Building each object from a deep copy of its template guarantees t
 and nesting match the real API; factories then only replace values.
 """
 
-import copy
 import json
 from functools import cache
 from pathlib import Path
@@ -16,14 +15,20 @@ _SHAPES_FILE = Path(__file__).with_name("reference_shapes.json")
 
 
 @cache
-def _shapes() -> dict:
-    """Load the reference shapes once."""
-    return json.loads(_SHAPES_FILE.read_text())
+def _template_json() -> dict[str, str]:
+    """Load the reference shapes once, kept as JSON text per type (json.loads beats deepcopy ~10x)."""
+    shapes = json.loads(_SHAPES_FILE.read_text())
+    return {object_type: json.dumps(shape) for object_type, shape in shapes.items()}
 
 
 def template(object_type: str) -> dict:
     """Return a fresh deep copy of the reference object for `object_type`."""
-    return copy.deepcopy(_shapes()[object_type])
+    return json.loads(_template_json()[object_type])
+
+
+def clone(obj):
+    """Deep-copy JSON data quickly (snapshots for events and responses)."""
+    return json.loads(json.dumps(obj))
 
 
 def build(object_type: str, **values) -> dict:

@@ -7,7 +7,7 @@ Filters other than `created` are applied while walking the index.
 
 import itertools
 import threading
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections.abc import Callable
 
 from .errors import resource_missing
@@ -72,6 +72,8 @@ class ObjectStore:
         self._indexes: dict[tuple[str, bool], SortedIndex] = {}
         self._sequence = itertools.count()
         self.line_items: dict[str, list[dict]] = {}
+        # (livemode, service id, currency, amount) -> price id, so seeded checkouts share prices.
+        self.service_prices: dict[tuple, str] = {}
 
     def clear(self) -> None:
         """Forget every object."""
@@ -79,6 +81,7 @@ class ObjectStore:
             self._objects.clear()
             self._indexes.clear()
             self.line_items.clear()
+            self.service_prices.clear()
 
     def add(self, obj: dict) -> dict:
         """Store an object (indexed under its type and livemode) and return it."""
@@ -90,11 +93,19 @@ class ObjectStore:
                 index.add(obj["id"], obj["created"], next(self._sequence))
             return obj
 
+    def replace(self, obj: dict) -> dict:
+        """Swap the stored object for `obj` (same id) without re-indexing it."""
+        with self.lock:
+            self._objects[obj["object"]][obj["id"]] = obj
+            return obj
+
     def get(self, object_type: str, object_id: str) -> dict | None:
         """Return the stored object or None."""
         return self._objects.get(object_type, {}).get(object_id)
 
-    def require(self, object_type: str, object_id: str, livemode: bool | None = None, param: str = "id") -> dict:
+    def require(
+        self, object_type: str, object_id: str, livemode: bool | None = None, param: str = "id"
+    ) -> dict:
         """Return the object visible to a key of the given mode, or raise Stripe's 404."""
         obj = self.get(object_type, object_id)
         if obj is None:
@@ -104,7 +115,8 @@ class ObjectStore:
             hint = (
                 "; a similar object exists in live mode, but a test mode key was used to make this request."
                 if obj["livemode"]
-                else "; a similar object exists in test mode, but a live mode key was used to make this request."
+                else "; a similar object exists in test mode, "
+                "but a live mode key was used to make this request."
             )
             raise resource_missing(object_type, object_id, hint=hint, param=param)
         return obj
@@ -134,7 +146,9 @@ class ObjectStore:
             # The page just newer than the cursor: walk upwards, then present newest first.
             positions = range(max(lo, self._cursor(index, ending_before, "ending_before") + 1), hi)
         else:
-            start = hi if not starting_after else min(hi, self._cursor(index, starting_after, "starting_after"))
+            start = (
+                hi if not starting_after else min(hi, self._cursor(index, starting_after, "starting_after"))
+            )
             positions = range(start - 1, lo - 1, -1)
         found = []
         for position in positions:

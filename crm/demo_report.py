@@ -1,0 +1,54 @@
+"""What `make demo` prints once the paid checkout has gone through the pipeline."""
+
+from django.conf import settings
+from djstripe.models import Customer, Event, PaymentIntent, Session
+
+from provisioning.links import set_password_url
+
+from .models import Client, Onboarding, StripeWebhookJob
+from .money import format_money
+
+
+def demo_report(*, site_url: str, admin_password: str) -> str:
+    """A plain-text account of the last checkout: event, mirrors, client, email, workspace, logins."""
+    lines = ["", "=" * 72, "What happened", "=" * 72]
+    for job in StripeWebhookJob.objects.select_related("trigger").order_by("created"):
+        processed = "processed" if job.trigger.processed else "NOT processed"
+        lines.append(
+            f"Webhook {job.event_type} {job.event_id}: stored (trigger {job.trigger_id}), {processed}"
+        )
+        lines.append(f"  worker job: {job.get_status_display()} after {job.attempts} attempt(s)")
+    lines.append(f"dj-stripe mirror: {Event.objects.count()} event(s) synced")
+    session = Session.objects.order_by("-created").first()
+    if session:
+        lines.append(f"  Checkout Session {session.id}: {session.stripe_data.get('payment_status')}")
+    for model in (Customer, PaymentIntent):
+        obj = model.objects.order_by("-created").first()
+        if obj:
+            lines.append(f"  {model.__name__} {obj.id}")
+
+    onboarding = Onboarding.objects.select_related("client", "service").order_by("-created").first()
+    if onboarding is None:
+        lines.append("No onboarding was recorded.")
+        return "\n".join(lines)
+    lines.append(f"Onboarding {onboarding.checkout_session_id}: {onboarding.get_status_display()}")
+    if onboarding.held_reason:
+        lines.append(f"  held: {onboarding.get_held_reason_display()}: {onboarding.held_detail}")
+    client: Client | None = onboarding.client
+    if client:
+        lines += [
+            f"Client: {client.name} <{client.email}>, service {client.ordered_service}, "
+            f"lifetime value {format_money(client.invoiced_value, client.currency)}",
+            f"Welcome email: {onboarding.get_email_status_display()} (files in {settings.EMAIL_FILE_PATH})",
+        ]
+        for workspace in client.workspaces.all():
+            lines.append(f"Workspace: {workspace.get_status_display()} at {workspace.url}")
+        if client.user:
+            lines.append(f"Set-password link (as in the email): {set_password_url(client.user)}")
+    lines += [
+        "",
+        f"Client portal: {site_url}/portal/  (log in with the client's email once the password is set)",
+        f"Admin:         {site_url}/admin/   (user admin, password {admin_password})",
+        "=" * 72,
+    ]
+    return "\n".join(lines)

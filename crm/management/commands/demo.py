@@ -1,0 +1,134 @@
+"""`make demo`: the whole pipeline offline, from nothing, then keep serving until Ctrl-C."""
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from crm.demo_report import demo_report
+from crm.models import Onboarding, Service, StripeWebhookJob
+from crm.webhook_endpoints import webhook_endpoint_register
+
+DEMO_SECRET = "whsec_demo_offline_sandbox_secret"  # noqa: S105 - the offline demo's own endpoint
+DEMO_SERVICE = ("website-care", "Website Care Plan")
+
+
+class Command(BaseCommand):
+    help = "Run the offline demo: Stripe sandbox, worker, web server and one paid checkout."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--sandbox-port", type=int, default=12111)
+        parser.add_argument("--email", default="ada@example.com")
+        parser.add_argument("--name", default="Ada Lovelace")
+        parser.add_argument("--amount", type=int, default=49900)
+        parser.add_argument("--currency", default="usd")
+        parser.add_argument("--no-wait", action="store_true", help="Exit after the report instead of serving")
+
+    def handle(self, *args, **opts):
+        site_url = f"http://127.0.0.1:{opts['port']}"
+        sandbox_url = f"http://127.0.0.1:{opts['sandbox_port']}"
+        env = {
+            **os.environ,
+            "STRIPE_API_HOST": sandbox_url,
+            "SITE_URL": site_url,
+            "DJANGO_DEBUG": "1",
+            "EMAIL_FILE_PATH": settings.EMAIL_FILE_PATH,
+        }
+        self.step("Migrating the database")
+        call_command("migrate", verbosity=0)
+        password = self.admin_user_ensure()
+        Service.objects.get_or_create(service_id=DEMO_SERVICE[0], defaults={"name": DEMO_SERVICE[1]})
+
+        children = []
+        try:
+            self.step(f"Starting the Stripe sandbox on {sandbox_url}")
+            children.append(self.spawn(["stripe_sandbox", "--port", str(opts["sandbox_port"])], env))
+            self.wait_for(f"{sandbox_url}/_sandbox/health")
+            self.step("Starting the django-q2 worker (manage.py qcluster)")
+            children.append(self.spawn(["qcluster"], env))
+            self.step(f"Starting the web server on {site_url}")
+            children.append(
+                self.spawn(["runserver", "--noreload", "--skip-checks", f"127.0.0.1:{opts['port']}"], env)
+            )
+            self.wait_for(f"{site_url}/admin/login/")
+
+            endpoint, _ = webhook_endpoint_register(secret=DEMO_SECRET, base_url=site_url)
+            self.step(f"Webhook endpoint: {endpoint.url}")
+            self.step(f"Paying through Stripe Checkout as {opts['email']}")
+            call_command(
+                "sandbox_checkout",
+                email=opts["email"],
+                name=opts["name"],
+                service=DEMO_SERVICE[0],
+                amount=opts["amount"],
+                currency=opts["currency"],
+                sandbox_url=sandbox_url,
+                webhook_url=endpoint.url,
+                webhook_secret=DEMO_SECRET,
+            )
+            self.wait_until_onboarded()
+            self.stdout.write(demo_report(site_url=site_url, admin_password=password))
+            if not opts["no_wait"]:
+                self.stdout.write(self.style.SUCCESS("Serving. Press Ctrl-C to stop."))
+                while all(child.poll() is None for child in children):
+                    time.sleep(1)
+                raise CommandError("A demo process exited; see its output above.")
+        except KeyboardInterrupt:
+            self.stdout.write("\nStopping.")
+        finally:
+            for child in children:
+                child.terminate()
+            for child in children:
+                try:
+                    child.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+
+    def step(self, text: str) -> None:
+        self.stdout.write(self.style.MIGRATE_HEADING(f"==> {text}"))
+
+    def spawn(self, args: list[str], env: dict) -> subprocess.Popen:
+        manage = Path(settings.BASE_DIR) / "manage.py"
+        return subprocess.Popen([sys.executable, str(manage), *args], env=env)
+
+    def wait_for(self, url: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(url, timeout=2).status_code < 500:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise CommandError(f"{url} did not answer within {timeout:.0f} s")
+
+    def admin_user_ensure(self) -> str:
+        """A superuser `admin` with a fresh random password for this demo run."""
+        password = secrets.token_urlsafe(12)
+        user, _ = get_user_model().objects.get_or_create(
+            username="admin", defaults={"email": "admin@localhost", "is_staff": True, "is_superuser": True}
+        )
+        user.set_password(password)
+        user.save()
+        return password
+
+    def wait_until_onboarded(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        self.step("Waiting for the worker to process the event and onboard the client")
+        settled = {Onboarding.Status.ONBOARDED, Onboarding.Status.HELD, Onboarding.Status.FAILED}
+        while time.monotonic() < deadline:
+            jobs_pending = StripeWebhookJob.objects.exclude(status=StripeWebhookJob.Status.SUCCEEDED).exists()
+            onboarding = Onboarding.objects.order_by("-created").first()
+            if not jobs_pending and onboarding and onboarding.status in settled:
+                return
+            time.sleep(0.5)
+        raise CommandError(f"Not onboarded within {timeout:.0f} s; see the admin for the job's error.")

@@ -1,0 +1,22 @@
+"""Thin receivers at the boundary with dj-stripe: pull the session id out, call one service.
+
+Connected in CrmConfig.ready(), after dj-stripe's own handlers (djstripe is earlier in
+INSTALLED_APPS), so the Checkout Session has been re-retrieved from Stripe and synced by then.
+"""
+
+from djstripe.event_handlers import djstripe_receiver
+from djstripe.models import Event
+
+from .services import onboarding_sync_from_session
+
+CHECKOUT_EVENTS = (
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+)
+
+
+@djstripe_receiver(CHECKOUT_EVENTS)
+def checkout_session_onboard(sender, event: Event, **kwargs) -> None:
+    """Onboard (or advance) the Checkout Session this event is about."""
+    onboarding_sync_from_session(session_id=event.data["object"]["id"], event_type=event.type)

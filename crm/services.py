@@ -1,0 +1,243 @@
+"""Onboarding: a paid Checkout Session becomes a client, a payment, an email and a workspace.
+
+One door, `onboarding_sync_from_session`, keyed by the Checkout Session id. Stripe delivers
+events at least once and in any order; each delivery re-reads the session as dj-stripe synced
+it from the API, and the onboarding row records what was already decided, so every order and
+every repetition ends in the same state.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from djstripe.models import Session
+
+from .locks import lock_name_for_transaction
+from .models import Client, Onboarding, Payment, Service
+from .queue import enqueue_on_commit
+
+logger = logging.getLogger(__name__)
+
+EMAIL_TASK = "crm.tasks.welcome_email_send"
+WORKSPACE_TASK = "provisioning.tasks.workspace_provision"
+ASYNC_PAYMENT_FAILED = "checkout.session.async_payment_failed"
+
+Status = Onboarding.Status
+Held = Onboarding.HeldReason
+Step = Onboarding.StepStatus
+
+# Once decided, later deliveries of the same session change nothing.
+DECIDED = {Status.HELD, Status.IN_PROGRESS, Status.ONBOARDED, Status.FAILED, Status.REJECTED}
+
+
+def normalise_email(email: str | None) -> str:
+    """The CRM's form of an email: surrounding spaces removed, lower case."""
+    return (email or "").strip().lower()
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """What onboarding needs from a Checkout Session, read from dj-stripe's synced copy."""
+
+    session_id: str
+    payment_status: str
+    email: str
+    name: str
+    service_ref: str
+    amount: int | None
+    currency: str
+    livemode: bool
+    payment_intent_id: str
+    customer_id: str
+    created: datetime
+
+    @classmethod
+    def from_session(cls, session: Session) -> "SessionFacts":
+        data = session.stripe_data or {}
+        details = data.get("customer_details") or {}
+        metadata = data.get("metadata") or {}
+        return cls(
+            session_id=session.id,
+            payment_status=data.get("payment_status") or "",
+            email=normalise_email(details.get("email") or data.get("customer_email")),
+            name=(details.get("name") or "").strip(),
+            service_ref=str(metadata.get("serviceId") or "").strip(),
+            amount=data.get("amount_total"),
+            currency=(data.get("currency") or "").lower(),
+            livemode=bool(session.livemode),
+            payment_intent_id=session.payment_intent_id or "",
+            customer_id=session.customer_id or "",
+            created=datetime.fromtimestamp(data.get("created") or 0, tz=UTC),
+        )
+
+
+def onboarding_sync_from_session(*, session_id: str, event_type: str = "") -> Onboarding:
+    """Create or advance the onboarding for a Checkout Session; idempotent."""
+    with transaction.atomic():
+        # Serialise deliveries of one session (several event types, duplicates) across workers.
+        lock_name_for_transaction(f"checkout-session:{session_id}")
+        facts = SessionFacts.from_session(Session.objects.get(id=session_id))
+        onboarding, _ = Onboarding.objects.get_or_create(
+            checkout_session_id=session_id, defaults=onboarding_defaults(facts)
+        )
+        if onboarding.status in DECIDED:
+            return onboarding
+        if facts.payment_status != "paid":
+            return onboarding_record_unpaid(onboarding, facts=facts, event_type=event_type)
+        return onboarding_start(onboarding, facts=facts)
+
+
+def onboarding_defaults(facts: SessionFacts) -> dict:
+    return {
+        "customer_email": facts.email,
+        "customer_name": facts.name,
+        "service_ref": facts.service_ref,
+        "amount": facts.amount,
+        "currency": facts.currency,
+        "livemode": facts.livemode,
+        "payment_intent_id": facts.payment_intent_id,
+        "stripe_customer_id": facts.customer_id,
+    }
+
+
+def onboarding_record_unpaid(onboarding: Onboarding, *, facts: SessionFacts, event_type: str) -> Onboarding:
+    """An unpaid session waits for async_payment_succeeded; a failed one is recorded, not onboarded."""
+    if event_type == ASYNC_PAYMENT_FAILED:
+        onboarding.status = Status.PAYMENT_FAILED
+        onboarding.held_detail = "The delayed payment failed (checkout.session.async_payment_failed)."
+    elif onboarding.status != Status.PAYMENT_FAILED:
+        onboarding.status = Status.AWAITING_PAYMENT
+    onboarding.save(update_fields=["status", "held_detail", "updated"])
+    return onboarding
+
+
+def hold_reason(facts: SessionFacts, service: Service | None, client: Client | None) -> tuple[str, str]:
+    """Why a paid session must wait for staff, as (reason, detail); ("", "") if it may proceed."""
+    if facts.livemode != settings.STRIPE_LIVE_MODE:
+        mode = "live" if facts.livemode else "test"
+        return (
+            Held.LIVEMODE_MISMATCH,
+            f"A {mode}-mode payment reached an app with STRIPE_LIVE_MODE={settings.STRIPE_LIVE_MODE}.",
+        )
+    if facts.currency not in settings.ONBOARDING_CURRENCIES:
+        allowed = ", ".join(settings.ONBOARDING_CURRENCIES)
+        return (
+            Held.CURRENCY_NOT_ALLOWED,
+            f"{facts.currency.upper() or 'No currency'} is not in ONBOARDING_CURRENCIES ({allowed}).",
+        )
+    if not facts.email:
+        return Held.EMAIL_MISSING, "The session has no customer email."
+    if not facts.service_ref:
+        return Held.SERVICE_MISSING, "The session has no metadata.serviceId."
+    if service is None:
+        return Held.SERVICE_UNKNOWN, f"No service with service_id {facts.service_ref!r}."
+    if not service.active:
+        return Held.SERVICE_INACTIVE, f"Service {service.service_id!r} is inactive."
+    if client is not None and client.currency and client.currency != facts.currency:
+        return (
+            Held.CURRENCY_MISMATCH,
+            f"Paid in {facts.currency.upper()}, but {client.email} is invoiced in {client.currency.upper()}.",
+        )
+    return "", ""
+
+
+def onboarding_start(
+    onboarding: Onboarding, *, facts: SessionFacts, approved_by_staff: bool = False
+) -> Onboarding:
+    """Check a paid session; hold it for review, or record the client and payment and queue the steps."""
+    service = Service.objects.filter(service_id=facts.service_ref).first() if facts.service_ref else None
+    if facts.email:
+        lock_name_for_transaction(f"client-email:{facts.email}")
+    client = Client.objects.filter(email=facts.email).first() if facts.email else None
+
+    reason, detail = hold_reason(facts, service, client)
+    if reason and not approved_by_staff:
+        onboarding.status = Status.HELD
+        onboarding.held_reason = reason
+        onboarding.held_detail = detail
+        onboarding.paid_at = onboarding.paid_at or timezone.now()
+        onboarding.save(update_fields=["status", "held_reason", "held_detail", "paid_at", "updated"])
+        logger.info("Onboarding %s held: %s", onboarding.checkout_session_id, detail)
+        return onboarding
+
+    client = client_upsert(client=client, facts=facts, service=service)
+    payment_record(client=client, facts=facts, service=service)
+
+    onboarding.client = client
+    onboarding.service = service
+    onboarding.status = Status.IN_PROGRESS
+    onboarding.held_reason = ""
+    onboarding.paid_at = onboarding.paid_at or timezone.now()
+    onboarding.email_status = Step.PENDING if service.send_welcome_email else Step.SKIPPED
+    onboarding.workspace_status = Step.PENDING if service.provision_workspace else Step.SKIPPED
+    if onboarding.email_status == onboarding.workspace_status == Step.SKIPPED:
+        onboarding.status = Status.ONBOARDED
+        onboarding.onboarded_at = timezone.now()
+    onboarding.save()
+    if onboarding.email_status == Step.PENDING:
+        enqueue_on_commit(EMAIL_TASK, onboarding.id)
+    if onboarding.workspace_status == Step.PENDING:
+        enqueue_on_commit(WORKSPACE_TASK, onboarding.id)
+    return onboarding
+
+
+def client_upsert(*, client: Client | None, facts: SessionFacts, service: Service) -> Client:
+    """The client for this email, created or updated with the session's name, customer and service."""
+    if client is None:
+        return Client.objects.create(
+            email=facts.email,
+            name=facts.name,
+            stripe_customer_id=facts.customer_id,
+            ordered_service=service,
+            currency=facts.currency,
+        )
+    client.name = facts.name or client.name
+    client.stripe_customer_id = facts.customer_id or client.stripe_customer_id
+    client.ordered_service = service
+    client.currency = client.currency or facts.currency
+    client.save(update_fields=["name", "stripe_customer_id", "ordered_service", "currency", "updated"])
+    return client
+
+
+def payment_record(*, client: Client, facts: SessionFacts, service: Service) -> Payment:
+    """Record the session's payment once and add it to the client's lifetime value once."""
+    payment, created = Payment.objects.get_or_create(
+        checkout_session_id=facts.session_id,
+        defaults={
+            "client": client,
+            "service": service,
+            "payment_intent_id": facts.payment_intent_id,
+            "stripe_customer_id": facts.customer_id,
+            "amount": facts.amount or 0,
+            "currency": facts.currency,
+            "livemode": facts.livemode,
+            "paid_at": facts.created,
+        },
+    )
+    if created:
+        Client.objects.filter(id=client.id).update(invoiced_value=F("invoiced_value") + payment.amount)
+    return payment
+
+
+def onboarding_finish_if_done(*, onboarding_id: int) -> str:
+    """Mark the onboarding ONBOARDED once both steps are done (or FAILED if one gave up)."""
+    finished = {Step.DONE, Step.SKIPPED}
+    onboarding = Onboarding.objects.get(id=onboarding_id)
+    if onboarding.status != Status.IN_PROGRESS:
+        return onboarding.status
+    steps = {onboarding.email_status, onboarding.workspace_status}
+    if steps <= finished:
+        Onboarding.objects.filter(id=onboarding_id, status=Status.IN_PROGRESS).update(
+            status=Status.ONBOARDED, onboarded_at=timezone.now(), updated=timezone.now()
+        )
+        return Status.ONBOARDED
+    if Step.FAILED in steps:
+        Onboarding.objects.filter(id=onboarding_id, status=Status.IN_PROGRESS).update(
+            status=Status.FAILED, updated=timezone.now()
+        )
+        return Status.FAILED
+    return onboarding.status

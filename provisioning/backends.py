@@ -1,0 +1,39 @@
+"""Provisioning backends: whatever creates a client's dashboard workspace.
+
+A backend is any class with `provision(workspace) -> ProvisionResult`, named by the dotted path in
+settings.PROVISIONING_BACKEND. It is called outside any transaction and may be called again for the
+same workspace after a failure, so a backend that talks to another system should use the workspace
+id as its idempotency key.
+"""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils.module_loading import import_string
+
+from .models import Workspace
+
+
+@dataclass(frozen=True)
+class ProvisionResult:
+    url: str
+    external_id: str
+
+
+class Backend(Protocol):
+    def provision(self, workspace: Workspace) -> ProvisionResult: ...
+
+
+class LocalBackend:
+    """The default: the dashboard is a page of this app's client portal."""
+
+    def provision(self, workspace: Workspace) -> ProvisionResult:
+        path = reverse("portal:workspace", args=[workspace.id])
+        return ProvisionResult(url=f"{settings.SITE_URL}{path}", external_id=f"local-{workspace.id}")
+
+
+def get_backend() -> Backend:
+    """An instance of the configured provisioning backend."""
+    return import_string(settings.PROVISIONING_BACKEND)()

@@ -1,0 +1,20 @@
+"""Absolute links into the client portal, for emails."""
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.tokens import default_token_generator
+from django.urls import reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+
+
+def set_password_url(user: AbstractBaseUser) -> str:
+    """One-use link for the user to set a portal password; expires after PASSWORD_RESET_TIMEOUT."""
+    path = reverse(
+        "portal:set_password",
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": default_token_generator.make_token(user),
+        },
+    )
+    return f"{settings.SITE_URL}{path}"

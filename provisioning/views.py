@@ -1,0 +1,57 @@
+"""The client portal: sign in, set a password from the welcome email, see workspaces and payments."""
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse_lazy
+
+from .forms import EmailAuthenticationForm
+from .selectors import client_for_user, payments_for_client, services_for_client, workspaces_for_user
+
+
+class PortalLoginView(auth_views.LoginView):
+    template_name = "portal/login.html"
+    authentication_form = EmailAuthenticationForm
+    redirect_authenticated_user = True
+    next_page = reverse_lazy("portal:home")
+
+
+class PortalLogoutView(auth_views.LogoutView):
+    next_page = reverse_lazy("portal:login")
+
+
+class SetPasswordView(auth_views.PasswordResetConfirmView):
+    """The welcome email's link: set a password once, then land signed in on the portal."""
+
+    template_name = "portal/set_password.html"
+    post_reset_login = True
+    success_url = reverse_lazy("portal:home")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        messages.success(self.request, "Your password is set and you are signed in.")
+        return response
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """The client's workspaces, what they ordered and what they paid."""
+    client = client_for_user(user=request.user)
+    if client is None:
+        return render(request, "portal/no_client.html", status=404)
+    context = {
+        "client": client,
+        "workspaces": workspaces_for_user(user=request.user),
+        "services": services_for_client(client=client),
+        "payments": payments_for_client(client=client),
+    }
+    return render(request, "portal/home.html", context)
+
+
+@login_required
+def workspace(request: HttpRequest, pk: int) -> HttpResponse:
+    """One workspace's dashboard; 404 unless it belongs to the signed-in client."""
+    workspace = get_object_or_404(workspaces_for_user(user=request.user), pk=pk)
+    return render(request, "portal/workspace.html", {"workspace": workspace})

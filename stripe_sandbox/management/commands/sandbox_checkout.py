@@ -1,0 +1,83 @@
+import requests
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+DEFAULT_SANDBOX_URL = "http://127.0.0.1:12111"
+
+
+class Command(BaseCommand):
+    help = (
+        "Ask a running Stripe sandbox to create a paid Checkout Session and deliver its signed "
+        "webhook events (default target: the newest djstripe WebhookEndpoint)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--email", required=True)
+        parser.add_argument("--name", default=None)
+        parser.add_argument(
+            "--service", required=True, help="Service id, stored as session metadata serviceId."
+        )
+        parser.add_argument("--amount", type=int, required=True, help="Amount in minor units (cents).")
+        parser.add_argument("--currency", default="eur")
+        parser.add_argument("--delayed", choices=["succeeded", "failed"], default=None)
+        parser.add_argument("--livemode", action="store_true")
+        parser.add_argument("--sandbox-url", default=None)
+        parser.add_argument("--webhook-url", default=None)
+        parser.add_argument("--webhook-secret", default=None)
+
+    def handle(self, *args, **options):
+        sandbox_url = (
+            options["sandbox_url"] or getattr(settings, "STRIPE_API_HOST", None) or DEFAULT_SANDBOX_URL
+        )
+        webhook_url, webhook_secret = self._webhook_target(options["webhook_url"], options["webhook_secret"])
+        body = {
+            "email": options["email"],
+            "name": options["name"],
+            "service_id": options["service"],
+            "amount": options["amount"],
+            "currency": options["currency"],
+            "delayed": options["delayed"],
+            "livemode": options["livemode"],
+            "webhook_url": webhook_url,
+            "webhook_secret": webhook_secret,
+            "deliver": True,
+        }
+        try:
+            response = requests.post(f"{sandbox_url.rstrip('/')}/_sandbox/checkouts", json=body, timeout=300)
+        except requests.RequestException as error:
+            raise CommandError(f"Stripe sandbox not reachable at {sandbox_url}: {error}") from error
+        if response.status_code != 200:
+            raise CommandError(
+                f"Stripe sandbox refused the checkout ({response.status_code}): {response.text}"
+            )
+        result = response.json()
+        self.stdout.write(f"session {result['session']['id']}")
+        self.stdout.write(f"events {' '.join(result['events'])}")
+        for delivery in result["deliveries"]:
+            status = (
+                delivery["status"]
+                if delivery["status"] is not None
+                else f"unreachable ({delivery.get('error')})"
+            )
+            self.stdout.write(f"event {delivery['event']} -> {webhook_url}: HTTP {status}")
+        failed = [d for d in result["deliveries"] if d["status"] is None or not 200 <= d["status"] < 300]
+        if failed:
+            raise CommandError(
+                f"{len(failed)} webhook deliveries failed; first response: {failed[0]['body'][:500]}"
+            )
+
+    def _webhook_target(self, url, secret):
+        """Use the given URL/secret, else the most recently created djstripe WebhookEndpoint."""
+        if url and secret:
+            return url, secret
+        from djstripe.models import WebhookEndpoint
+
+        endpoint = WebhookEndpoint.objects.order_by("-djstripe_created").first()
+        if endpoint is None:
+            raise CommandError(
+                "No djstripe WebhookEndpoint in the database: create one, "
+                "or pass --webhook-url and --webhook-secret."
+            )
+        if not (secret or endpoint.secret):
+            raise CommandError(f"WebhookEndpoint {endpoint.id} has no secret; pass --webhook-secret.")
+        return url or endpoint.url, secret or endpoint.secret

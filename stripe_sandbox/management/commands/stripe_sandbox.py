@@ -1,0 +1,34 @@
+import signal
+
+from django.core.management.base import BaseCommand
+
+from stripe_sandbox.server import StripeSandbox
+
+
+class Command(BaseCommand):
+    help = "Run the local Stripe sandbox (a fake Stripe API) until Ctrl-C. Point STRIPE_API_HOST at its URL."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=12111)
+        parser.add_argument("--host", default="127.0.0.1")
+
+    def handle(self, *args, port, host, **options):
+        sandbox = StripeSandbox()
+
+        def announce(url):
+            self.stdout.write(
+                f"Stripe sandbox listening on {url} (account {sandbox.account['id']}). Ctrl-C to stop."
+            )
+            self.stdout.flush()
+
+        # Stop cleanly on Ctrl-C and on SIGTERM (process managers), even if SIGINT was inherited as ignored.
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            sandbox.serve_forever(port=port, host=host, on_ready=announce)
+        except KeyboardInterrupt:
+            self.stdout.write("Stripe sandbox stopped.")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt

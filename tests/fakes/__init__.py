@@ -1,0 +1,1 @@
+"""In-process fakes of third-party services, speaking their real wire protocols."""
