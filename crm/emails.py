@@ -59,10 +59,12 @@ def welcome_email_build(onboarding: Onboarding, *, user) -> EmailMultiAlternativ
     message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [onboarding.client.email])
     message.attach_alternative(html, "text/html")
     # Anymail passes these to the ESP, so its tracking webhooks can be tied back to the onboarding.
-    message.tags = ["welcome", service.service_id]
+    # One tag only: several ESPs (Postmark among them) accept a single tag per message.
+    message.tags = ["welcome"]
     message.metadata = {
         "onboarding_id": str(onboarding.id),
         "checkout_session_id": onboarding.checkout_session_id,
+        "service_id": service.service_id,
     }
     return message
 

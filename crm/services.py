@@ -227,11 +227,12 @@ def onboarding_finish_if_done(*, onboarding_id: int) -> str:
     """Mark the onboarding ONBOARDED once both steps are done (or FAILED if one gave up)."""
     finished = {Step.DONE, Step.SKIPPED}
     onboarding = Onboarding.objects.get(id=onboarding_id)
-    if onboarding.status != Status.IN_PROGRESS:
+    if onboarding.status not in (Status.IN_PROGRESS, Status.FAILED):
         return onboarding.status
     steps = {onboarding.email_status, onboarding.workspace_status}
     if steps <= finished:
-        Onboarding.objects.filter(id=onboarding_id, status=Status.IN_PROGRESS).update(
+        # FAILED is included: a step that staff retried successfully completes the onboarding.
+        Onboarding.objects.filter(id=onboarding_id, status__in=[Status.IN_PROGRESS, Status.FAILED]).update(
             status=Status.ONBOARDED, onboarded_at=timezone.now(), updated=timezone.now()
         )
         return Status.ONBOARDED

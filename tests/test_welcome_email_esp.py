@@ -1,0 +1,78 @@
+"""The welcome email through Anymail's real Postmark backend, against a fake Postmark server."""
+
+import pytest
+from django_q.models import Schedule
+
+from crm.emails import welcome_email_send
+from crm.models import Onboarding
+from tests.factories import ServiceFactory
+from tests.fakes.esp import FakePostmark
+
+pytestmark = pytest.mark.django_db
+
+Step = Onboarding.StepStatus
+
+
+@pytest.fixture
+def postmark(settings):
+    with FakePostmark() as fake:
+        settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+        settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "test-token", "POSTMARK_API_URL": fake.url}
+        yield fake
+
+
+@pytest.fixture(autouse=True)
+def service(db):
+    return ServiceFactory()
+
+
+def test_esp_outage_then_recovery_sends_exactly_one_email(pipeline, postmark):
+    postmark.fail_next(1, status=503)
+    pipeline.pay_and_process(email="ada@example.com")
+
+    onboarding = Onboarding.objects.get()
+    assert (onboarding.email_status, onboarding.email_attempts) == (Step.RETRYING, 1)
+    assert "503" in onboarding.email_last_error
+    assert Schedule.objects.filter(func="crm.tasks.welcome_email_send", args=repr((onboarding.id,))).exists()
+    assert postmark.messages == []
+
+    assert welcome_email_send(onboarding_id=onboarding.id) == Step.DONE  # the scheduled retry
+    assert welcome_email_send(onboarding_id=onboarding.id) == Step.DONE  # a duplicate run: no-op
+    onboarding.refresh_from_db()
+    assert len(postmark.messages) == 1
+    message = postmark.messages[0]
+    assert message["to"] == ["ada@example.com"]
+    assert message["metadata"]["onboarding_id"] == str(onboarding.id)
+    assert message["tag"] == "welcome"
+    assert "/portal/set-password/" in message["html_body"]
+    assert onboarding.email_message_id == message["message_id"]
+    assert onboarding.status == Onboarding.Status.ONBOARDED
+
+
+def test_refused_recipient_holds_the_onboarding_for_review(pipeline, postmark):
+    postmark.refuse("bounce@example.com")
+    pipeline.pay_and_process(email="bounce@example.com")
+
+    onboarding = Onboarding.objects.get()
+    assert onboarding.email_status == Step.REFUSED
+    assert (onboarding.status, onboarding.held_reason) == (
+        Onboarding.Status.HELD,
+        Onboarding.HeldReason.EMAIL_REFUSED,
+    )
+    assert "bounce@example.com" in onboarding.held_detail
+    assert not Schedule.objects.filter(func="crm.tasks.welcome_email_send").exists()
+
+
+def test_email_gives_up_after_max_attempts(pipeline, postmark):
+    from crm.emails import MAX_ATTEMPTS
+
+    postmark.fail_next(100)
+    pipeline.pay_and_process()
+    onboarding = Onboarding.objects.get()
+    for _ in range(MAX_ATTEMPTS - 1):
+        welcome_email_send(onboarding_id=onboarding.id)
+    onboarding.refresh_from_db()
+    assert (onboarding.email_status, onboarding.email_attempts) == (Step.FAILED, MAX_ATTEMPTS)
+    assert onboarding.status == Onboarding.Status.FAILED
+    assert welcome_email_send(onboarding_id=onboarding.id) == Step.FAILED
+    assert postmark.messages == []
