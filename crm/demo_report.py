@@ -1,5 +1,7 @@
 """What `make demo` prints once the paid checkout has gone through the pipeline."""
 
+from pathlib import Path
+
 from django.conf import settings
 from djstripe.models import Customer, Event, PaymentIntent, Session
 
@@ -7,6 +9,14 @@ from provisioning.links import set_password_url
 
 from .models import Client, Onboarding, StripeWebhookJob
 from .money import format_money
+
+
+def latest_email_file() -> str:
+    """Where the file email backend wrote the last message (the demo's "inbox")."""
+    if settings.EMAIL_BACKEND != "django.core.mail.backends.filebased.EmailBackend":
+        return f"sent through {settings.EMAIL_BACKEND}"
+    files = sorted(Path(settings.EMAIL_FILE_PATH).glob("*.log"), key=lambda path: path.stat().st_mtime)
+    return f"read it in {files[-1]}" if files else f"no file yet in {settings.EMAIL_FILE_PATH}"
 
 
 def demo_report(*, site_url: str, admin_password: str) -> str:
@@ -39,7 +49,7 @@ def demo_report(*, site_url: str, admin_password: str) -> str:
         lines += [
             f"Client: {client.name} <{client.email}>, service {client.ordered_service}, "
             f"lifetime value {format_money(client.invoiced_value, client.currency)}",
-            f"Welcome email: {onboarding.get_email_status_display()} (files in {settings.EMAIL_FILE_PATH})",
+            f"Welcome email: {onboarding.get_email_status_display()}, {latest_email_file()}",
         ]
         for workspace in client.workspaces.all():
             lines.append(f"Workspace: {workspace.get_status_display()} at {workspace.url}")

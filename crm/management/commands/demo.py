@@ -36,6 +36,8 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         site_url = f"http://127.0.0.1:{opts['port']}"
         sandbox_url = f"http://127.0.0.1:{opts['sandbox_port']}"
+        # This process prints links too (the report's set-password link): same base as the server.
+        settings.SITE_URL = site_url
         env = {
             **os.environ,
             "STRIPE_API_HOST": sandbox_url,

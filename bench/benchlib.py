@@ -1,0 +1,275 @@
+"""Shared plumbing for the bench scripts: database, settings mode, child processes, statistics.
+
+Everything here talks to 127.0.0.1 only. The scripts import this module by name (Python puts
+bench/ on sys.path when a script in it is run), and this module puts the repository root on
+sys.path so the project's packages import as they do under manage.py.
+"""
+
+import contextlib
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgres://root@127.0.0.1:5432/onboarding_bench"
+WEBHOOK_SECRET = "whsec_bench_local_only_secret"
+
+# Production settings (DJANGO_DEBUG=0) with the secrets they insist on, and no HTTPS redirect
+# because the bench speaks plain HTTP to 127.0.0.1. `testserver` is for django.test.Client.
+PROD_ENV = {
+    "DJANGO_DEBUG": "0",
+    "DJANGO_SECRET_KEY": "bench-only-secret-key-not-for-deployment-0123456789abcdef",
+    "STRIPE_TEST_SECRET_KEY": "sk_test_benchLocalSandboxKey000000000000",
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+    "DJANGO_SECURE_SSL_REDIRECT": "0",
+}
+DEBUG_ENV = {"DJANGO_DEBUG": "1"}
+
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def log(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def emit_json(figures: dict) -> None:
+    """The last line of every run: all figures as one line of JSON."""
+    print(json.dumps(figures, sort_keys=True, default=str), flush=True)
+
+
+# --- time bound and signals ---------------------------------------------------------------------
+
+
+def install_guards(max_seconds: float) -> None:
+    """SIGTERM and a hard deadline become SystemExit, so `finally:` blocks stop the children."""
+
+    def _terminate(signum, frame):
+        raise SystemExit(f"bench: signal {signum}, stopping")
+
+    def _deadline(signum, frame):
+        raise SystemExit(f"bench: hard time limit of {max_seconds:.0f} s reached, stopping")
+
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGALRM, _deadline)
+    signal.alarm(max(1, int(max_seconds)))
+
+
+# --- settings mode and database -------------------------------------------------------------------
+
+
+def choose_mode(requested: str, database_url: str, extra_env: dict) -> tuple[str, dict]:
+    """Return ("prod"|"debug", env overrides). "prod" is tried first unless debug is requested.
+
+    Production settings are probed in a subprocess (`manage.py check`), because settings can only
+    be loaded once per process; if they refuse to load, the run falls back to DEBUG and says so.
+    """
+    if requested == "debug":
+        return "debug", dict(DEBUG_ENV)
+    env = {**os.environ, **extra_env, **PROD_ENV, "DATABASE_URL": database_url}
+    probe = subprocess.run(
+        [sys.executable, str(REPO / "manage.py"), "check"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if probe.returncode == 0:
+        return "prod", dict(PROD_ENV)
+    log(f"!! production settings do not load ({probe.stderr.strip()[-300:]}); falling back to DEBUG")
+    if requested == "prod":
+        raise SystemExit("--mode prod was requested but production settings do not load")
+    return "debug", dict(DEBUG_ENV)
+
+
+def ensure_database(database_url: str) -> None:
+    """Create the PostgreSQL database named in the URL if it does not exist."""
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(database_url)
+    if not parts.scheme.startswith("postgres"):
+        return
+    name = parts.path.lstrip("/")
+    admin_url = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            log(f"created database {name}")
+
+
+def django_setup(env: dict) -> None:
+    """Load the project's settings in this process with the same environment as the children."""
+    os.environ.update(env)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "onboarding_project.settings"
+    import django
+
+    django.setup()
+
+
+def migrate() -> float:
+    """Apply migrations (about 45 s on an empty database, about 1 s when nothing is left to do)."""
+    from django.core.management import call_command
+
+    started = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    return time.perf_counter() - started
+
+
+# --- child processes ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Children:
+    """Subprocesses in their own process groups, logged to files, always stopped on exit."""
+
+    def __init__(self, prefix: str):
+        self.dir = Path(tempfile.mkdtemp(prefix=prefix))
+        self.procs: list[tuple[str, subprocess.Popen, Path]] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop_all()
+
+    def spawn(self, name: str, args: list[str], env: dict) -> subprocess.Popen:
+        logfile = self.dir / f"{name}.log"
+        with open(logfile, "wb") as out:
+            proc = subprocess.Popen(
+                args,
+                env=env,
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group: we stop it (and its children) by its pid
+            )
+        self.procs.append((name, proc, logfile))
+        return proc
+
+    def manage(self, name: str, args: list[str], env: dict) -> subprocess.Popen:
+        return self.spawn(name, [sys.executable, str(REPO / "manage.py"), *args], env)
+
+    def check_alive(self) -> None:
+        for name, proc, logfile in self.procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail(logfile)}")
+
+    def stop(self, proc: subprocess.Popen, timeout: float = 10) -> None:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        # Workers of a group leader that already exited (e.g. qcluster's) go too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def stop_all(self) -> None:
+        for _name, proc, _logfile in reversed(self.procs):
+            self.stop(proc)
+
+    def log_of(self, name: str) -> Path:
+        return next(logfile for n, _proc, logfile in self.procs if n == name)
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def wait_http(url: str, children: Children, timeout: float = 30) -> None:
+    """Poll until `url` answers below 500 (failing fast if a child died)."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children.check_alive()
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def gunicorn_args(port: int, workers: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "onboarding_project.wsgi",
+        "--workers",
+        str(workers),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--chdir",
+        str(REPO),
+        "--log-level",
+        "warning",
+    ]
+
+
+# --- statistics -----------------------------------------------------------------------------------
+
+
+def percentile(values, pct: float) -> float | None:
+    """Nearest-rank percentile (None for no values)."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def rounded(value, digits: int = 3):
+    return None if value is None else round(value, digits)
+
+
+class CpuSampler:
+    """Whole-machine CPU busy fraction between start() and stop(), from /proc/stat (Linux)."""
+
+    def __init__(self):
+        self.begin = None
+
+    @staticmethod
+    def _read():
+        try:
+            fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return sum(fields), idle
+
+    def start(self):
+        self.begin = self._read()
+
+    def stop(self) -> float | None:
+        end = self._read()
+        if not self.begin or not end or end[0] == self.begin[0]:
+            return None
+        total, idle = end[0] - self.begin[0], end[1] - self.begin[1]
+        return 1 - idle / total

@@ -1,0 +1,49 @@
+"""Production settings: refuse to start without secrets, and pass `check --deploy`."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCTION = {
+    "DJANGO_DEBUG": "0",
+    "DJANGO_SECRET_KEY": "x" * 20 + "-production-like-secret-key-0123456789",
+    "STRIPE_TEST_SECRET_KEY": "sk_test_" + "a" * 30,
+    "DJANGO_ALLOWED_HOSTS": "app.example.com",
+}
+
+
+def manage(*args: str, env: dict) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "STRIPE_"))}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True
+    )
+
+
+def test_production_settings_pass_check_deploy():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("missing", "extra"),
+    [
+        ("DJANGO_SECRET_KEY", {}),
+        ("STRIPE_TEST_SECRET_KEY", {}),
+        ("STRIPE_LIVE_SECRET_KEY", {"STRIPE_LIVE_MODE": "1"}),
+    ],
+)
+def test_production_refuses_to_start_without_its_secrets(missing, extra):
+    env = {k: v for k, v in {**PRODUCTION, **extra}.items() if k != missing}
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert f"{missing} must be set" in result.stderr
+
+
+def test_development_check_shows_no_warning():
+    result = manage("check", "--fail-level", "WARNING", env={"DJANGO_DEBUG": "1"})
+    assert result.returncode == 0, result.stderr
