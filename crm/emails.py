@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from provisioning.links import set_password_url
 
+from .activity import Kind, activity_record
 from .models import Client, Onboarding
 from .retry import retry_schedule
 from .services import EMAIL_TASK, onboarding_finish_if_done
@@ -102,6 +103,12 @@ def welcome_email_record_sent(onboarding: Onboarding, *, message: EmailMultiAlte
         updated=timezone.now(),
     )
     logger.info("Welcome email for onboarding %s sent to %s", onboarding.id, onboarding.client.email)
+    activity_record(
+        kind=Kind.EMAIL,
+        summary=f"Welcome email sent to {onboarding.client.email}",
+        detail=f"Subject: {message.subject}",
+        onboarding=onboarding,
+    )
     return Step.DONE
 
 
@@ -115,6 +122,12 @@ def welcome_email_record_refused(onboarding: Onboarding, *, error: Exception) ->
         held_reason=Onboarding.HeldReason.EMAIL_REFUSED,
         held_detail=f"The email provider refused {onboarding.client.email}.",
         updated=timezone.now(),
+    )
+    activity_record(
+        kind=Kind.EMAIL,
+        summary=f"Welcome email refused for {onboarding.client.email}; held for review",
+        detail=str(error),
+        onboarding=onboarding,
     )
     return Step.REFUSED
 
@@ -130,5 +143,12 @@ def welcome_email_record_failure(onboarding: Onboarding, *, error: Exception) ->
         retry_schedule(func=EMAIL_TASK, arg=onboarding.id, attempts=attempts)
     Onboarding.objects.filter(id=onboarding.id).update(
         email_status=status, email_last_error=f"{type(error).__name__}: {error}", updated=timezone.now()
+    )
+    outcome = "giving up" if status == Step.FAILED else "will retry"
+    activity_record(
+        kind=Kind.EMAIL,
+        summary=f"Welcome email attempt {attempts} failed; {outcome}",
+        detail=f"{type(error).__name__}: {error}",
+        onboarding=onboarding,
     )
     return status

@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils import timezone
 
 
 class StripeWebhookJob(models.Model):
@@ -31,6 +32,7 @@ class StripeWebhookJob(models.Model):
     class Meta:
         ordering = ["-created"]
         indexes = [models.Index(fields=["status", "created"])]
+        permissions = [("reprocess_webhook", "Can reprocess Stripe webhooks")]
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id} ({self.get_status_display()})"
@@ -182,6 +184,47 @@ class Onboarding(models.Model):
     class Meta:
         ordering = ["-created"]
         indexes = [models.Index(fields=["status", "created"])]
+        permissions = [
+            ("approve_onboarding", "Can approve or reject held onboardings"),
+            ("resend_welcome_email", "Can resend welcome emails"),
+            ("retry_provisioning", "Can retry workspace provisioning"),
+        ]
 
     def __str__(self) -> str:
         return f"Onboarding {self.checkout_session_id} ({self.get_status_display()})"
+
+
+class Activity(models.Model):
+    """One line of a client's timeline: what happened, to which onboarding, by whom, when."""
+
+    class Kind(models.TextChoices):
+        STRIPE = "stripe", "Stripe event"
+        PAYMENT = "payment", "Payment"
+        ONBOARDING = "onboarding", "Onboarding"
+        EMAIL = "email", "Email"
+        WORKSPACE = "workspace", "Workspace"
+        STAFF = "staff", "Staff action"
+        NOTE = "note", "Note"
+
+    client = models.ForeignKey(
+        Client, null=True, blank=True, on_delete=models.CASCADE, related_name="activities"
+    )
+    onboarding = models.ForeignKey(
+        Onboarding, null=True, blank=True, on_delete=models.CASCADE, related_name="activities"
+    )
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    summary = models.CharField(max_length=300)
+    detail = models.TextField(blank=True)
+    actor = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created", "id"]
+        verbose_name_plural = "activities"
+        indexes = [
+            models.Index(fields=["client", "created"]),
+            models.Index(fields=["onboarding", "created"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.summary

@@ -19,4 +19,6 @@ CHECKOUT_EVENTS = (
 @djstripe_receiver(CHECKOUT_EVENTS)
 def checkout_session_onboard(sender, event: Event, **kwargs) -> None:
     """Onboard (or advance) the Checkout Session this event is about."""
-    onboarding_sync_from_session(session_id=event.data["object"]["id"], event_type=event.type)
+    onboarding_sync_from_session(
+        session_id=event.data["object"]["id"], event_type=event.type, event_id=event.id
+    )

@@ -16,8 +16,10 @@ from django.db.models import F
 from django.utils import timezone
 from djstripe.models import Session
 
+from .activity import Kind, activity_record
 from .locks import lock_name_for_transaction
-from .models import Client, Onboarding, Payment, Service
+from .models import Activity, Client, Onboarding, Payment, Service
+from .money import format_money
 from .queue import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
@@ -75,7 +77,7 @@ class SessionFacts:
         )
 
 
-def onboarding_sync_from_session(*, session_id: str, event_type: str = "") -> Onboarding:
+def onboarding_sync_from_session(*, session_id: str, event_type: str = "", event_id: str = "") -> Onboarding:
     """Create or advance the onboarding for a Checkout Session; idempotent."""
     with transaction.atomic():
         # Serialise deliveries of one session (several event types, duplicates) across workers.
@@ -84,6 +86,10 @@ def onboarding_sync_from_session(*, session_id: str, event_type: str = "") -> On
         onboarding, _ = Onboarding.objects.get_or_create(
             checkout_session_id=session_id, defaults=onboarding_defaults(facts)
         )
+        if event_id:
+            activity_record(
+                kind=Kind.STRIPE, summary=f"Stripe {event_type} ({event_id})", onboarding=onboarding
+            )
         if onboarding.status in DECIDED:
             return onboarding
         if facts.payment_status != "paid":
@@ -109,59 +115,72 @@ def onboarding_record_unpaid(onboarding: Onboarding, *, facts: SessionFacts, eve
     if event_type == ASYNC_PAYMENT_FAILED:
         onboarding.status = Status.PAYMENT_FAILED
         onboarding.held_detail = "The delayed payment failed (checkout.session.async_payment_failed)."
+        activity_record(kind=Kind.PAYMENT, summary="Delayed payment failed", onboarding=onboarding)
     elif onboarding.status != Status.PAYMENT_FAILED:
         onboarding.status = Status.AWAITING_PAYMENT
     onboarding.save(update_fields=["status", "held_detail", "updated"])
     return onboarding
 
 
-def hold_reason(facts: SessionFacts, service: Service | None, client: Client | None) -> tuple[str, str]:
-    """Why a paid session must wait for staff, as (reason, detail); ("", "") if it may proceed."""
+def hold_reasons(
+    facts: SessionFacts, service: Service | None, client: Client | None
+) -> list[tuple[str, str]]:
+    """Every reason a paid session must wait for staff, as (reason, detail), most basic first."""
+    reasons = []
     if facts.livemode != settings.STRIPE_LIVE_MODE:
         mode = "live" if facts.livemode else "test"
-        return (
-            Held.LIVEMODE_MISMATCH,
-            f"A {mode}-mode payment reached an app with STRIPE_LIVE_MODE={settings.STRIPE_LIVE_MODE}.",
-        )
+        detail = f"A {mode}-mode payment reached an app with STRIPE_LIVE_MODE={settings.STRIPE_LIVE_MODE}."
+        reasons.append((Held.LIVEMODE_MISMATCH, detail))
     if facts.currency not in settings.ONBOARDING_CURRENCIES:
         allowed = ", ".join(settings.ONBOARDING_CURRENCIES)
-        return (
-            Held.CURRENCY_NOT_ALLOWED,
-            f"{facts.currency.upper() or 'No currency'} is not in ONBOARDING_CURRENCIES ({allowed}).",
-        )
+        detail = f"{facts.currency.upper() or 'No currency'} is not in ONBOARDING_CURRENCIES ({allowed})."
+        reasons.append((Held.CURRENCY_NOT_ALLOWED, detail))
     if not facts.email:
-        return Held.EMAIL_MISSING, "The session has no customer email."
+        reasons.append((Held.EMAIL_MISSING, "The session has no customer email."))
     if not facts.service_ref:
-        return Held.SERVICE_MISSING, "The session has no metadata.serviceId."
-    if service is None:
-        return Held.SERVICE_UNKNOWN, f"No service with service_id {facts.service_ref!r}."
-    if not service.active:
-        return Held.SERVICE_INACTIVE, f"Service {service.service_id!r} is inactive."
+        reasons.append((Held.SERVICE_MISSING, "The session has no metadata.serviceId."))
+    elif service is None:
+        reasons.append((Held.SERVICE_UNKNOWN, f"No service with service_id {facts.service_ref!r}."))
+    elif not service.active:
+        reasons.append((Held.SERVICE_INACTIVE, f"Service {service.service_id!r} is inactive."))
     if client is not None and client.currency and client.currency != facts.currency:
-        return (
-            Held.CURRENCY_MISMATCH,
-            f"Paid in {facts.currency.upper()}, but {client.email} is invoiced in {client.currency.upper()}.",
+        detail = (
+            f"Paid in {facts.currency.upper()}, but {client.email} is invoiced in {client.currency.upper()}."
         )
-    return "", ""
+        reasons.append((Held.CURRENCY_MISMATCH, detail))
+    return reasons
 
 
 def onboarding_start(
-    onboarding: Onboarding, *, facts: SessionFacts, approved_by_staff: bool = False
+    onboarding: Onboarding, *, facts: SessionFacts, accepted: frozenset[str] = frozenset()
 ) -> Onboarding:
-    """Check a paid session; hold it for review, or record the client and payment and queue the steps."""
+    """Check a paid session; hold it for review, or record the client and payment and queue the steps.
+
+    `accepted` holds the reasons staff have accepted for this onboarding (see crm.staff).
+    """
     service = Service.objects.filter(service_id=facts.service_ref).first() if facts.service_ref else None
     if facts.email:
         lock_name_for_transaction(f"client-email:{facts.email}")
     client = Client.objects.filter(email=facts.email).first() if facts.email else None
 
-    reason, detail = hold_reason(facts, service, client)
-    if reason and not approved_by_staff:
+    blocking = [
+        (reason, detail) for reason, detail in hold_reasons(facts, service, client) if reason not in accepted
+    ]
+    if blocking:
+        reason, detail = blocking[0]
         onboarding.status = Status.HELD
         onboarding.held_reason = reason
         onboarding.held_detail = detail
         onboarding.paid_at = onboarding.paid_at or timezone.now()
         onboarding.save(update_fields=["status", "held_reason", "held_detail", "paid_at", "updated"])
         logger.info("Onboarding %s held: %s", onboarding.checkout_session_id, detail)
+        activity_record(
+            kind=Kind.ONBOARDING,
+            summary=f"Held for review: {onboarding.get_held_reason_display()}",
+            detail=detail,
+            onboarding=onboarding,
+            client=client,
+        )
         return onboarding
 
     client = client_upsert(client=client, facts=facts, service=service)
@@ -178,6 +197,11 @@ def onboarding_start(
         onboarding.status = Status.ONBOARDED
         onboarding.onboarded_at = timezone.now()
     onboarding.save()
+    # Lines recorded before the client was known (Stripe events) join the client's timeline.
+    Activity.objects.filter(onboarding=onboarding, client__isnull=True).update(client=client)
+    activity_record(
+        kind=Kind.ONBOARDING, summary=f"Onboarding started for {service.name}", onboarding=onboarding
+    )
     if onboarding.email_status == Step.PENDING:
         enqueue_on_commit(EMAIL_TASK, onboarding.id)
     if onboarding.workspace_status == Step.PENDING:
@@ -220,6 +244,12 @@ def payment_record(*, client: Client, facts: SessionFacts, service: Service) -> 
     )
     if created:
         Client.objects.filter(id=client.id).update(invoiced_value=F("invoiced_value") + payment.amount)
+        activity_record(
+            kind=Kind.PAYMENT,
+            summary=f"Payment of {format_money(payment.amount, payment.currency)} recorded",
+            detail=f"Checkout Session {payment.checkout_session_id}",
+            client=client,
+        )
     return payment
 
 
@@ -232,13 +262,17 @@ def onboarding_finish_if_done(*, onboarding_id: int) -> str:
     steps = {onboarding.email_status, onboarding.workspace_status}
     if steps <= finished:
         # FAILED is included: a step that staff retried successfully completes the onboarding.
-        Onboarding.objects.filter(id=onboarding_id, status__in=[Status.IN_PROGRESS, Status.FAILED]).update(
+        if Onboarding.objects.filter(id=onboarding_id, status__in=[Status.IN_PROGRESS, Status.FAILED]).update(
             status=Status.ONBOARDED, onboarded_at=timezone.now(), updated=timezone.now()
-        )
+        ):
+            activity_record(kind=Kind.ONBOARDING, summary="Onboarded", onboarding=onboarding)
         return Status.ONBOARDED
     if Step.FAILED in steps:
-        Onboarding.objects.filter(id=onboarding_id, status=Status.IN_PROGRESS).update(
+        if Onboarding.objects.filter(id=onboarding_id, status=Status.IN_PROGRESS).update(
             status=Status.FAILED, updated=timezone.now()
-        )
+        ):
+            activity_record(
+                kind=Kind.ONBOARDING, summary="Onboarding failed: a step gave up", onboarding=onboarding
+            )
         return Status.FAILED
     return onboarding.status

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from crm.activity import Kind, activity_record
 from crm.locks import lock_name_for_transaction
 from crm.models import Onboarding
 from crm.queue import enqueue_on_commit
@@ -74,6 +75,7 @@ def workspace_provision_for_onboarding(*, onboarding_id: int) -> str:
         return _step_retry_or_give_up(onboarding, error=error)
 
     workspace_record_ready(workspace=workspace, result=result)
+    activity_record(kind=Kind.WORKSPACE, summary=f"Workspace ready at {result.url}", onboarding=onboarding)
     return _step_finish(onboarding, Step.DONE)
 
 
@@ -137,6 +139,12 @@ def _step_retry_or_give_up(onboarding: Onboarding, *, error: str, busy: bool = F
         logger.error(
             "Giving up on the workspace for onboarding %s after %s attempts", onboarding.id, attempts
         )
+        activity_record(
+            kind=Kind.WORKSPACE,
+            summary=f"Workspace attempt {attempts} failed; giving up",
+            detail=error,
+            onboarding=onboarding,
+        )
         return _step_finish(onboarding, Step.FAILED, error=error)
     if busy:
         logger.info(
@@ -144,6 +152,12 @@ def _step_retry_or_give_up(onboarding: Onboarding, *, error: str, busy: bool = F
         )
     else:
         logger.warning("Workspace for onboarding %s failed (attempt %s): %s", onboarding.id, attempts, error)
+        activity_record(
+            kind=Kind.WORKSPACE,
+            summary=f"Workspace attempt {attempts} failed; will retry",
+            detail=error,
+            onboarding=onboarding,
+        )
     # Status and schedule together, so a step never waits for a retry that does not exist.
     with transaction.atomic():
         _step_set(onboarding, Step.RETRYING, error=error)

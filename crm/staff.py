@@ -1,0 +1,115 @@
+"""What staff do from the admin: approve or reject held onboardings, resend emails, retry, note.
+
+Each is a service the admin's actions call; each is safe to run twice and records who did it.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+from djstripe.models import Session
+
+from provisioning.services import workspace_retry
+
+from .activity import Kind, activity_record
+from .locks import lock_name_for_transaction
+from .models import Client, Onboarding, StripeWebhookJob
+from .queue import enqueue_on_commit
+from .services import EMAIL_TASK, SessionFacts, onboarding_start
+from .webhook_jobs import webhook_job_retry_now
+
+Status = Onboarding.Status
+Held = Onboarding.HeldReason
+Step = Onboarding.StepStatus
+
+# Reasons an approval accepts for this one onboarding. The others need a fix first (add or
+# activate the service, correct the client's currency), after which approval re-checks.
+ACCEPTABLE_ON_APPROVAL = frozenset({Held.CURRENCY_NOT_ALLOWED, Held.LIVEMODE_MISMATCH})
+
+
+@transaction.atomic
+def onboarding_approve(*, onboarding: Onboarding, actor) -> str:
+    """Resume a held onboarding from where it stopped; returns what happened, for the admin."""
+    lock_name_for_transaction(f"checkout-session:{onboarding.checkout_session_id}")
+    onboarding = Onboarding.objects.select_for_update().get(id=onboarding.id)
+    if onboarding.status != Status.HELD:
+        return f"{onboarding.checkout_session_id} is not held; nothing to do."
+
+    if onboarding.held_reason == Held.EMAIL_REFUSED:
+        # The address was fixed on the client (or the provider's block lifted): send again.
+        onboarding.status, onboarding.held_reason, onboarding.email_status = (
+            Status.IN_PROGRESS,
+            "",
+            Step.PENDING,
+        )
+        onboarding.save(update_fields=["status", "held_reason", "email_status", "updated"])
+        enqueue_on_commit(EMAIL_TASK, onboarding.id)
+        activity_record(
+            kind=Kind.STAFF,
+            summary="Approved: welcome email queued again",
+            onboarding=onboarding,
+            actor=actor,
+        )
+        return f"{onboarding.checkout_session_id}: approved, welcome email queued again."
+
+    facts = SessionFacts.from_session(Session.objects.get(id=onboarding.checkout_session_id))
+    onboarding = onboarding_start(onboarding, facts=facts, accepted=ACCEPTABLE_ON_APPROVAL)
+    if onboarding.status == Status.HELD:
+        activity_record(
+            kind=Kind.STAFF,
+            summary=f"Approval tried; still held: {onboarding.get_held_reason_display()}",
+            detail=onboarding.held_detail,
+            onboarding=onboarding,
+            actor=actor,
+        )
+        return f"{onboarding.checkout_session_id}: still held, {onboarding.held_detail} Fix that first."
+    activity_record(
+        kind=Kind.STAFF, summary="Approved; onboarding resumed", onboarding=onboarding, actor=actor
+    )
+    return f"{onboarding.checkout_session_id}: approved, onboarding resumed."
+
+
+@transaction.atomic
+def onboarding_reject(*, onboarding: Onboarding, actor, note: str) -> bool:
+    """Close a held onboarding without onboarding anyone; False if it was not held."""
+    rejected = Onboarding.objects.filter(id=onboarding.id, status=Status.HELD).update(
+        status=Status.REJECTED, held_detail=note, updated=timezone.now()
+    )
+    if rejected:
+        activity_record(kind=Kind.STAFF, summary="Rejected", detail=note, onboarding=onboarding, actor=actor)
+    return bool(rejected)
+
+
+@transaction.atomic
+def welcome_email_resend(*, onboarding: Onboarding, actor) -> bool:
+    """Queue the welcome email again, with a fresh set-password link; False if already queued."""
+    resendable = [Step.DONE, Step.FAILED, Step.SKIPPED, Step.REFUSED]
+    queued = Onboarding.objects.filter(
+        id=onboarding.id, client__isnull=False, email_status__in=resendable
+    ).update(email_status=Step.PENDING, updated=timezone.now())
+    if queued:
+        enqueue_on_commit(EMAIL_TASK, onboarding.id)
+        activity_record(
+            kind=Kind.STAFF, summary="Welcome email resend requested", onboarding=onboarding, actor=actor
+        )
+    return bool(queued)
+
+
+@transaction.atomic
+def provisioning_retry(*, onboarding: Onboarding, actor) -> bool:
+    """Queue the workspace step again now; False if it is not failed or waiting."""
+    retried = workspace_retry(onboarding=onboarding)
+    if retried:
+        activity_record(
+            kind=Kind.STAFF, summary="Workspace provisioning retried", onboarding=onboarding, actor=actor
+        )
+    return retried
+
+
+@transaction.atomic
+def webhook_reprocess(*, job: StripeWebhookJob, actor) -> bool:
+    """Send a failed or waiting webhook job back to the worker now."""
+    return webhook_job_retry_now(job=job)
+
+
+def client_note_add(*, client: Client, actor, text: str) -> None:
+    """A staff note on the client's timeline."""
+    activity_record(kind=Kind.NOTE, summary=text[:300], detail=text, client=client, actor=actor)
