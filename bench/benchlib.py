@@ -6,6 +6,7 @@ sys.path so the project's packages import as they do under manage.py.
 """
 
 import contextlib
+import io
 import json
 import math
 import os
@@ -59,6 +60,8 @@ def install_guards(max_seconds: float) -> None:
         raise SystemExit(f"bench: hard time limit of {max_seconds:.0f} s reached, stopping")
 
     signal.signal(signal.SIGTERM, _terminate)
+    # Ctrl-C too, even when started in the background with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGALRM, _deadline)
     signal.alarm(max(1, int(max_seconds)))
 
@@ -273,3 +276,64 @@ class CpuSampler:
             return None
         total, idle = end[0] - self.begin[0], end[1] - self.begin[1]
         return 1 - idle / total
+
+
+def process_cpu_seconds(pids) -> dict[int, float]:
+    """utime + stime of each pid, in seconds, from /proc (missing processes are skipped)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return seconds
+
+
+def child_pids(parent: int) -> list[int]:
+    """The parent and its direct children (e.g. a gunicorn master and its workers), from /proc."""
+    pids = [parent]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == parent:
+                pids.append(int(entry.name))
+    return pids
+
+
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two snapshots (processes new in `after` count from zero)."""
+    return sum(value - before.get(pid, 0.0) for pid, value in after.items())
+
+
+def wsgi_post(app, path: str, body: str, signature: str) -> int:
+    """POST through Django's real WSGI handler (as gunicorn calls it, request signals included)."""
+    data = body.encode()
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "127.0.0.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_TYPE": "application/json; charset=utf-8",
+        "CONTENT_LENGTH": str(len(data)),
+        "HTTP_STRIPE_SIGNATURE": signature,
+        "HTTP_USER_AGENT": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        "wsgi.input": io.BytesIO(data),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+    }
+    status = []
+    response = app(environ, lambda line, headers, exc_info=None: status.append(line))
+    try:
+        b"".join(response)
+    finally:
+        response.close()  # sends request_finished, like a WSGI server
+    return int(status[0].split()[0])

@@ -1,73 +1,332 @@
-"""Staff admin for clients, payments, onboardings, services and webhook processing."""
+"""The staff cockpit: clients, the needs-review queue, onboardings, payments, services, webhooks.
 
-from django.contrib import admin
+Actions call services (crm.staff) and report with message_user; each is guarded by a permission
+(crm.approve_onboarding, …) so a role only sees, and can only post, what it may run.
+"""
+
+import csv
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from provisioning.models import Workspace
 
-from .models import Client, Onboarding, Payment, Service, StripeWebhookJob
+from . import staff
+from .models import Client, HeldOnboarding, Onboarding, Payment, Service, StripeWebhookJob
 from .money import format_money
-from .webhook_jobs import webhook_job_retry_now
+from .selectors import client_search, client_stripe_links, client_timeline
+
+Status = Onboarding.Status
 
 
-class PaymentInline(admin.TabularInline):
-    model = Payment
+class ReadOnlyInline(admin.TabularInline):
     extra = 0
     show_change_link = True
-    fields = ["checkout_session_id", "payment_intent_id", "amount_display", "service", "paid_at"]
-    readonly_fields = fields
     can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class PaymentInline(ReadOnlyInline):
+    model = Payment
+    fields = ["checkout_session_id", "payment_intent_id", "amount_display", "service", "paid_at"]
 
     @admin.display(description="Amount")
     def amount_display(self, obj: Payment) -> str:
         return format_money(obj.amount, obj.currency)
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
-
-class OnboardingInline(admin.TabularInline):
+class OnboardingInline(ReadOnlyInline):
     model = Onboarding
-    extra = 0
-    show_change_link = True
     fields = ["checkout_session_id", "service", "status", "held_reason", "email_status", "workspace_status"]
-    readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
-class WorkspaceInline(admin.TabularInline):
+class WorkspaceInline(ReadOnlyInline):
     model = Workspace
-    extra = 0
-    show_change_link = True
     fields = ["service", "status", "url", "attempts", "last_error"]
-    readonly_fields = fields
-    can_delete = False
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
+
+class StaffActionsMixin:
+    """Permission checks named by `@admin.action(permissions=[...])`, and shared actions."""
+
+    def has_resend_welcome_email_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("crm.resend_welcome_email")
+
+    def has_approve_onboarding_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("crm.approve_onboarding")
+
+    def has_retry_provisioning_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("crm.retry_provisioning")
+
+    def has_reprocess_webhook_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("crm.reprocess_webhook")
+
+    def report(self, request: HttpRequest, done: int, total: int, what: str, skipped: str) -> None:
+        self.message_user(request, f"{what}: {done} of {total}.", messages.SUCCESS if done else messages.INFO)
+        if done < total:
+            self.message_user(request, f"{total - done} skipped: {skipped}", messages.WARNING)
+
+
+class OnboardingStatusFilter(admin.SimpleListFilter):
+    title = "onboarding status"
+    parameter_name = "onboarding_status"
+
+    def lookups(self, request, model_admin):
+        return Status.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(onboardings__status=self.value()).distinct() if self.value() else queryset
+
+
+class HeldReasonFilter(admin.SimpleListFilter):
+    title = "held reason"
+    parameter_name = "held_reason"
+
+    def lookups(self, request, model_admin):
+        return Onboarding.HeldReason.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(onboardings__held_reason=self.value()).distinct() if self.value() else queryset
 
 
 @admin.register(Client)
-class ClientAdmin(admin.ModelAdmin):
-    list_display = ["email", "name", "ordered_service", "lifetime_value", "created"]
+class ClientAdmin(StaffActionsMixin, admin.ModelAdmin):
+    list_display = ["email", "name", "ordered_service", "lifetime_value", "latest_onboarding", "created"]
     list_select_related = ["ordered_service"]
-    list_filter = ["ordered_service", "currency"]
-    search_fields = [
-        "email",
-        "name",
-        "=stripe_customer_id",
-        "=payments__payment_intent_id",
-        "=payments__checkout_session_id",
-    ]
-    readonly_fields = ["invoiced_value", "currency", "stripe_customer_id", "user", "created", "updated"]
+    list_filter = [OnboardingStatusFilter, HeldReasonFilter, "ordered_service", "currency", "created"]
+    search_fields = ["email", "name"]  # see get_search_results: Stripe ids, email prefix, name
+    search_help_text = "Email, name, or a Stripe id (cus_…, cs_…, pi_…)."
+    fields = ["email", "name", "ordered_service", "invoiced_value", "currency", "stripe_customer_id", "user"]
+    readonly_fields = ["invoiced_value", "currency", "stripe_customer_id", "user"]
     raw_id_fields = ["ordered_service"]
     inlines = [PaymentInline, OnboardingInline, WorkspaceInline]
+    actions = ["resend_welcome_email", "retry_provisioning"]
+    change_form_template = "admin/crm/client/change_form.html"
+    change_list_template = "admin/crm/client/change_list.html"
+    show_full_result_count = False  # no second COUNT(*) over 100,000 clients on every page
+
+    def get_queryset(self, request):
+        latest = Onboarding.objects.filter(client=OuterRef("pk")).order_by("-created").values("status")[:1]
+        return super().get_queryset(request).annotate(latest_onboarding_status=Subquery(latest))
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip():
+            return queryset, False
+        return client_search(queryset, search_term), False
 
     @admin.display(description="Lifetime value", ordering="invoiced_value")
     def lifetime_value(self, obj: Client) -> str:
         return format_money(obj.invoiced_value, obj.currency)
+
+    @admin.display(description="Onboarding")
+    def latest_onboarding(self, obj: Client) -> str:
+        status = getattr(obj, "latest_onboarding_status", None)
+        return Status(status).label if status else "—"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        client = self.get_object(request, object_id)
+        if client is not None:
+            latest = client.onboardings.order_by("-created").first()
+            extra_context = {
+                **(extra_context or {}),
+                "summary": {
+                    "email": client.email,
+                    "name": client.name,
+                    "service": client.ordered_service,
+                    "lifetime_value": format_money(client.invoiced_value, client.currency),
+                    "onboarding": latest,
+                },
+                "timeline": client_timeline(client),
+                "stripe_links": client_stripe_links(client),
+                "can_add_note": request.user.has_perm("crm.add_activity"),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        return [
+            path("export.csv", self.admin_site.admin_view(self.export_csv), name="crm_client_export"),
+            path("<int:pk>/note/", self.admin_site.admin_view(self.add_note), name="crm_client_note"),
+            *super().get_urls(),
+        ]
+
+    def export_csv(self, request):
+        """The changelist as filtered and searched on screen, as CSV (streamed, any size)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        queryset = self.get_changelist_instance(request).get_queryset(request)
+        rows = queryset.values_list(
+            "email",
+            "name",
+            "ordered_service__service_id",
+            "invoiced_value",
+            "currency",
+            "stripe_customer_id",
+            "created",
+        )
+
+        class Echo:
+            def write(self, value):
+                return value
+
+        writer = csv.writer(Echo())
+        header = [
+            "email",
+            "name",
+            "service",
+            "invoiced_value_minor_units",
+            "currency",
+            "stripe_customer_id",
+            "created",
+        ]
+
+        def lines():
+            yield writer.writerow(header)
+            for row in rows.iterator(chunk_size=2000):
+                yield writer.writerow(row)
+
+        response = StreamingHttpResponse(lines(), content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="clients.csv"'
+        return response
+
+    def add_note(self, request, pk: int):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm("crm.add_activity"):
+            raise PermissionDenied
+        client = get_object_or_404(Client, pk=pk)
+        text = request.POST.get("note", "").strip()
+        if text:
+            staff.client_note_add(client=client, actor=request.user, text=text)
+            self.message_user(request, "Note added to the timeline.")
+        return HttpResponseRedirect(reverse("admin:crm_client_change", args=[pk]))
+
+    @admin.action(description="Resend welcome email (fresh link)", permissions=["resend_welcome_email"])
+    def resend_welcome_email(self, request, queryset: QuerySet[Client]) -> None:
+        done = 0
+        for client in queryset:
+            onboarding = client.onboardings.exclude(client__isnull=True).order_by("-created").first()
+            done += bool(onboarding and staff.welcome_email_resend(onboarding=onboarding, actor=request.user))
+        self.report(
+            request, done, len(queryset), "Welcome emails queued", "no onboarding, or one already queued"
+        )
+
+    @admin.action(description="Retry workspace provisioning", permissions=["retry_provisioning"])
+    def retry_provisioning(self, request, queryset: QuerySet[Client]) -> None:
+        onboardings = Onboarding.objects.filter(client__in=queryset)
+        done = sum(staff.provisioning_retry(onboarding=o, actor=request.user) for o in onboardings)
+        self.report(
+            request, done, len(onboardings), "Workspace steps queued", "not failed or waiting to retry"
+        )
+
+
+class RejectForm(ActionForm):
+    note = forms.CharField(
+        required=False, label="Note (for reject)", widget=forms.TextInput(attrs={"size": 40})
+    )
+
+
+class OnboardingActionsMixin(StaffActionsMixin):
+    action_form = RejectForm
+
+    @admin.action(description="Approve and resume", permissions=["approve_onboarding"])
+    def approve(self, request, queryset: QuerySet[Onboarding]) -> None:
+        for onboarding in queryset:
+            self.message_user(request, staff.onboarding_approve(onboarding=onboarding, actor=request.user))
+
+    @admin.action(description="Reject (with the note)", permissions=["approve_onboarding"])
+    def reject(self, request, queryset: QuerySet[Onboarding]) -> None:
+        note = request.POST.get("note", "").strip()
+        if not note:
+            self.message_user(request, "Write a note saying why, then reject.", messages.ERROR)
+            return
+        done = sum(staff.onboarding_reject(onboarding=o, actor=request.user, note=note) for o in queryset)
+        self.report(request, done, len(queryset), "Rejected", "not held")
+
+    @admin.action(description="Resend welcome email (fresh link)", permissions=["resend_welcome_email"])
+    def resend_welcome_email(self, request, queryset: QuerySet[Onboarding]) -> None:
+        done = sum(staff.welcome_email_resend(onboarding=o, actor=request.user) for o in queryset)
+        self.report(request, done, len(queryset), "Welcome emails queued", "no client yet, or already queued")
+
+    @admin.action(description="Retry workspace provisioning", permissions=["retry_provisioning"])
+    def retry_provisioning(self, request, queryset: QuerySet[Onboarding]) -> None:
+        done = sum(staff.provisioning_retry(onboarding=o, actor=request.user) for o in queryset)
+        self.report(request, done, len(queryset), "Workspace steps queued", "not failed or waiting to retry")
+
+
+@admin.register(Onboarding)
+class OnboardingAdmin(OnboardingActionsMixin, admin.ModelAdmin):
+    list_display = [
+        "checkout_session_id",
+        "customer_email",
+        "service",
+        "amount_display",
+        "status",
+        "held_reason",
+        "email_status",
+        "workspace_status",
+        "created",
+    ]
+    list_select_related = ["service"]
+    list_filter = [
+        "status",
+        "held_reason",
+        "service",
+        "currency",
+        "email_status",
+        "workspace_status",
+        "created",
+    ]
+    search_fields = ["=checkout_session_id", "=payment_intent_id", "=stripe_customer_id", "^customer_email"]
+    search_help_text = "Checkout Session, payment intent or customer id (exact), or the start of an email."
+    raw_id_fields = ["client", "service"]
+    readonly_fields = [f.name for f in Onboarding._meta.fields]
+    actions = ["approve", "reject", "resend_welcome_email", "retry_provisioning"]
+    show_full_result_count = False
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj: Onboarding) -> str:
+        return format_money(obj.amount, obj.currency)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(HeldOnboarding)
+class HeldOnboardingAdmin(OnboardingAdmin):
+    """The needs-review queue: held onboardings, oldest first, with the reason."""
+
+    list_display = [
+        "checkout_session_id",
+        "customer_email",
+        "service_ref",
+        "amount_display",
+        "held_reason",
+        "held_detail",
+        "created",
+    ]
+    list_filter = ["held_reason", "currency", "created"]
+    ordering = ["created"]
+    actions = ["approve", "reject"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(status=Status.HELD)
 
 
 @admin.register(Service)
@@ -81,52 +340,53 @@ class ServiceAdmin(admin.ModelAdmin):
 class PaymentAdmin(admin.ModelAdmin):
     list_display = ["checkout_session_id", "client", "amount_display", "service", "paid_at"]
     list_select_related = ["client", "service"]
-    list_filter = ["currency", "service", "livemode"]
-    search_fields = ["=checkout_session_id", "=payment_intent_id", "=stripe_customer_id", "client__email"]
+    list_filter = ["currency", "service", "livemode", "paid_at"]
+    search_fields = ["=checkout_session_id", "=payment_intent_id", "=stripe_customer_id", "^client__email"]
     raw_id_fields = ["client", "service"]
     readonly_fields = [f.name for f in Payment._meta.fields]
-    date_hierarchy = "paid_at"
+    show_full_result_count = False
 
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, obj: Payment) -> str:
         return format_money(obj.amount, obj.currency)
 
+    def has_add_permission(self, request) -> bool:
+        return False
 
-@admin.register(Onboarding)
-class OnboardingAdmin(admin.ModelAdmin):
-    list_display = [
-        "checkout_session_id",
-        "customer_email",
-        "service",
-        "status",
-        "held_reason",
-        "email_status",
-        "workspace_status",
-        "created",
-    ]
-    list_select_related = ["service"]
-    list_filter = ["status", "held_reason", "email_status", "workspace_status", "service"]
-    search_fields = [
-        "=checkout_session_id",
-        "=payment_intent_id",
-        "=stripe_customer_id",
-        "customer_email",
-        "client__email",
-    ]
-    raw_id_fields = ["client", "service"]
-    readonly_fields = [f.name for f in Onboarding._meta.fields]
-    date_hierarchy = "created"
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(StripeWebhookJob)
-class StripeWebhookJobAdmin(admin.ModelAdmin):
-    list_display = ["event_id", "event_type", "status", "attempts", "next_attempt_at", "created"]
+class StripeWebhookJobAdmin(StaffActionsMixin, admin.ModelAdmin):
+    list_display = [
+        "event_id",
+        "event_type",
+        "status",
+        "attempts",
+        "short_error",
+        "next_attempt_at",
+        "created",
+    ]
     list_filter = ["status", "event_type"]
     search_fields = ["=event_id"]
     readonly_fields = [f.name for f in StripeWebhookJob._meta.fields]
-    actions = ["retry_now"]
+    actions = ["reprocess"]
 
-    @admin.action(description="Retry processing now", permissions=["change"])
-    def retry_now(self, request, queryset) -> None:
-        retried = sum(webhook_job_retry_now(job=job) for job in queryset)
-        self.message_user(request, f"{retried} of {queryset.count()} webhook job(s) sent back to the queue.")
+    @admin.display(description="Last error")
+    def short_error(self, obj: StripeWebhookJob) -> str:
+        return format_html("<span title='{}'>{}</span>", obj.last_error, obj.last_error[:80])
+
+    @admin.action(description="Reprocess now", permissions=["reprocess_webhook"])
+    def reprocess(self, request, queryset) -> None:
+        done = sum(staff.webhook_reprocess(job=job, actor=request.user) for job in queryset)
+        self.report(request, done, len(queryset), "Sent back to the worker", "already processed or running")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -194,6 +194,15 @@ class Onboarding(models.Model):
         return f"Onboarding {self.checkout_session_id} ({self.get_status_display()})"
 
 
+class HeldOnboarding(Onboarding):
+    """The needs-review queue in the admin: onboardings held for staff, oldest first."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "onboarding needing review"
+        verbose_name_plural = "needs review"
+
+
 class Activity(models.Model):
     """One line of a client's timeline: what happened, to which onboarding, by whom, when."""
 

@@ -50,7 +50,7 @@ def remove_roles(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("crm", "0002_activity_and_staff_permissions"),
+        ("crm", "0003_needs_review_queue"),
         ("provisioning", "0001_initial"),
         ("djstripe", "0003_2_11"),
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),

@@ -1,0 +1,38 @@
+"""dj-stripe's mirror of Stripe objects is read-only in our admin, for every user.
+
+Stripe is the source of truth: a local edit would be overwritten by the next sync, and dj-stripe's
+"sync" actions call the Stripe API from a request. Each registered dj-stripe admin is replaced by
+a subclass that only views (Django's documented unregister/register), keeping its list and search.
+"""
+
+from django.apps import apps
+from django.contrib import admin
+
+
+class ReadOnlyMirrorMixin:
+    def has_add_permission(self, request, *args) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_actions(self, request):
+        return {}
+
+
+def make_stripe_mirror_read_only(site: admin.AdminSite) -> None:
+    """Re-register every dj-stripe model admin on `site` as view-only."""
+    for model in apps.get_app_config("djstripe").get_models():
+        if not site.is_registered(model):
+            continue
+        model_admin = site.get_model_admin(model)
+        if isinstance(model_admin, ReadOnlyMirrorMixin):
+            continue
+        read_only = type(
+            f"ReadOnly{type(model_admin).__name__}", (ReadOnlyMirrorMixin, type(model_admin)), {}
+        )
+        site.unregister(model)
+        site.register(model, read_only)
