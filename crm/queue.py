@@ -1,11 +1,21 @@
-"""Enqueue django-q2 tasks only once the current transaction has committed."""
+"""Enqueue django-q2 tasks so that a task exists if, and only if, the transaction commits."""
 
 from functools import partial
 
+from django.conf import settings
 from django.db import transaction
 from django_q.tasks import async_task
 
 
 def enqueue_on_commit(func: str, *args: int) -> None:
-    """Queue `func(*args)` after commit, so the worker never sees rows that do not exist yet."""
-    transaction.on_commit(partial(async_task, func, *args))
+    """Queue `func(*args)` for the worker as part of the current transaction's outcome.
+
+    With the ORM broker the queue is a table in the same database, so the task row is written in
+    the transaction itself (django-q supports this): it commits or rolls back with the data, and
+    the worker cannot see it before the commit. A Redis broker is outside the transaction, so the
+    task is sent after the commit.
+    """
+    if "orm" in settings.Q_CLUSTER and transaction.get_connection().in_atomic_block:
+        async_task(func, *args)
+    else:
+        transaction.on_commit(partial(async_task, func, *args))

@@ -70,6 +70,9 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     """Serves `/v1/...` (Stripe API) and `/_sandbox/...` (control) for one StripeSandbox."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY each response waits ~40 ms
+    # on Nagle's algorithm meeting the client's delayed ACK.
+    disable_nagle_algorithm = True
     server_version = "stripe-sandbox"
     sys_version = ""
 

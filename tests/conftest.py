@@ -2,10 +2,12 @@
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client as HttpClient
 from django.test import TestCase
 from django.utils.module_loading import import_string
@@ -135,3 +137,29 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05):
             return True
         time.sleep(interval)
     return False
+
+
+def in_own_connection(func, *args, **kwargs):
+    """Run func in a worker thread with its own database connection, closed afterwards."""
+    try:
+        return func(*args, **kwargs)
+    finally:
+        connections.close_all()
+
+
+def deliver_concurrently(url: str, body: str, times: int) -> list[int]:
+    """POST one signed body `times` times at once over real HTTP, as Stripe's retries can."""
+
+    def deliver(_):
+        headers = {"Stripe-Signature": sign_payload(body, WEBHOOK_SECRET), "Content-Type": "application/json"}
+        return requests.post(url, data=body, headers=headers, timeout=30).status_code
+
+    with ThreadPoolExecutor(max_workers=times) as pool:
+        return list(pool.map(deliver, range(times)))
+
+
+def paid_event_body(sandbox: StripeSandbox, **fields) -> str:
+    """The JSON of a paid checkout's checkout.session.completed event, not yet delivered."""
+    defaults = {"email": "dup@example.com", "name": "Dup", "service_id": "website-care", "amount": 1000}
+    checkout = sandbox.create_checkout(**{**defaults, "currency": "usd", **fields}, deliver=False)
+    return json.dumps(sandbox.store.get("event", checkout["events"][0]))

@@ -1,12 +1,10 @@
 """Duplicate and concurrent deliveries of one paid checkout, on PostgreSQL, end in one of each."""
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
 from django.core import mail
-from django.db import connection, connections
+from django.db import connection
 
 from crm.emails import welcome_email_send
 from crm.models import Client, Onboarding, Payment, StripeWebhookJob
@@ -14,8 +12,13 @@ from crm.webhook_endpoints import webhook_endpoint_register
 from crm.webhook_jobs import webhook_job_run
 from provisioning.models import Workspace
 from provisioning.services import workspace_provision_for_onboarding
-from stripe_sandbox.signing import sign_payload
-from tests.conftest import WEBHOOK_SECRET, run_queued_tasks
+from tests.conftest import (
+    WEBHOOK_SECRET,
+    deliver_concurrently,
+    in_own_connection,
+    paid_event_body,
+    run_queued_tasks,
+)
 from tests.factories import ServiceFactory
 
 pytestmark = [
@@ -24,33 +27,11 @@ pytestmark = [
 ]
 
 
-def in_own_connection(func, **kwargs):
-    try:
-        return func(**kwargs)
-    finally:
-        connections.close_all()
-
-
 def test_20_concurrent_deliveries_give_one_client_payment_email_and_workspace(live_server, sandbox, settings):
     settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
     ServiceFactory()
     endpoint, _ = webhook_endpoint_register(secret=WEBHOOK_SECRET, base_url=live_server.url)
-    checkout = sandbox.create_checkout(
-        email="dup@example.com",
-        name="Dup",
-        service_id="website-care",
-        amount=1000,
-        currency="usd",
-        deliver=False,
-    )
-    body = json.dumps(sandbox.store.get("event", checkout["events"][0]))
-
-    def deliver(_):
-        headers = {"Stripe-Signature": sign_payload(body, WEBHOOK_SECRET), "Content-Type": "application/json"}
-        return requests.post(endpoint.url, data=body, headers=headers, timeout=30).status_code
-
-    with ThreadPoolExecutor(max_workers=20) as pool:
-        assert list(pool.map(deliver, range(20))) == [200] * 20
+    assert deliver_concurrently(endpoint.url, paid_event_body(sandbox), times=20) == [200] * 20
 
     job_ids = list(StripeWebhookJob.objects.values_list("id", flat=True))
     with ThreadPoolExecutor(max_workers=8) as pool:
