@@ -5,7 +5,11 @@ PY := $(VENV)/bin/python
 DEMO_PORT ?= 8000
 SANDBOX_PORT ?= 12111
 
-.PHONY: install demo test lint bench
+.PHONY: install demo test lint browser
+
+# Browser tests drive Debian's Chromium through Playwright (never a downloaded browser).
+CHROMIUM ?= /usr/bin/chromium
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +28,14 @@ lint: install
 	$(PY) -m ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run
 
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Install Chromium ($(CHROMIUM)), e.g. 'sudo apt-get install chromium', for the browser tests."; fi; \
+	fi
+
 # Uses DATABASE_URL when set (CI sets PostgreSQL); SQLite otherwise.
-test: lint
+test: lint browser
 	DJANGO_DEBUG=1 $(PY) manage.py check --fail-level WARNING
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -15,6 +15,8 @@ import logging
 import time
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_ipv46_address
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404
@@ -95,12 +97,26 @@ class StripeWebhookView(ProcessWebhookView):
         return HttpResponse(str(trigger.id))
 
 
+def client_ip(request: HttpRequest) -> str:
+    """dj-stripe's reading of X-Forwarded-For, falling back to REMOTE_ADDR when it is not an IP.
+
+    The header is whatever the client sent; an invalid value must not make the INSERT fail.
+    """
+    candidate = get_remote_ip(request)
+    try:
+        validate_ipv46_address(candidate)
+    except ValidationError:
+        return request.META.get("REMOTE_ADDR") or "0.0.0.0"
+    return candidate
+
+
 def trigger_from_request(request: HttpRequest, *, endpoint: WebhookEndpoint) -> WebhookEventTrigger:
     """dj-stripe's record of a delivery, not yet saved (so a valid one costs a single INSERT)."""
     return WebhookEventTrigger(
-        remote_ip=get_remote_ip(request),
+        remote_ip=client_ip(request),
         headers=dict(request.headers),
-        body=request.body.decode("utf-8", errors="replace"),
+        # PostgreSQL text cannot hold NUL; anything undecodable is stored visibly replaced.
+        body=request.body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
         webhook_endpoint=endpoint,
         stripe_trigger_account_id=endpoint.djstripe_owner_account_id,
     )

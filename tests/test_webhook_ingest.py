@@ -9,6 +9,7 @@ from djstripe.models import Customer, Event, PaymentIntent, Session, WebhookEven
 
 from crm.models import StripeWebhookJob
 from crm.webhook_jobs import MAX_ATTEMPTS, webhook_job_retry_now, webhook_job_run
+from stripe_sandbox.signing import sign_payload
 from tests.conftest import run_queued_tasks, signed_post
 
 pytestmark = pytest.mark.django_db
@@ -82,7 +83,7 @@ def test_timestamp_inside_the_window_is_accepted(pipeline, client):
 
 def test_body_changed_after_signing_is_rejected(pipeline, client):
     body = json.dumps(pipeline.checkout()["events"][0])
-    header = signed_post.__globals__["sign_payload"](body, pipeline.endpoint.secret)
+    header = sign_payload(body, pipeline.endpoint.secret)
 
     response = client.post(
         pipeline.path, data=tampered(body), content_type="application/json", HTTP_STRIPE_SIGNATURE=header
@@ -129,6 +130,34 @@ def test_a_body_that_is_not_utf8_gets_400(webhook_endpoint, client):
     )
     assert response.status_code == 400
     assert not StripeWebhookJob.objects.exists()
+
+
+def test_nul_bytes_and_a_forged_forwarded_for_header_still_get_a_clear_400(webhook_endpoint, client):
+    path = webhook_endpoint.url.removeprefix("http://testserver")
+    response = client.post(
+        path,
+        data=b'{"id": "evt_\x00"}',
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE="t=1,v1=00",
+        HTTP_X_FORWARDED_FOR="not-an-ip, 10.0.0.1",
+    )
+    assert response.status_code == 400
+    trigger = WebhookEventTrigger.objects.get()
+    assert trigger.remote_ip == "127.0.0.1" and "\x00" not in trigger.body
+
+
+def test_a_valid_delivery_behind_a_proxy_records_the_forwarded_ip(pipeline, client):
+    body = json.dumps(pipeline.checkout()["events"][0])
+    header = sign_payload(body, pipeline.endpoint.secret)
+    response = client.post(
+        pipeline.path,
+        data=body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=header,
+        HTTP_X_FORWARDED_FOR="203.0.113.9",
+    )
+    assert response.status_code == 200
+    assert WebhookEventTrigger.objects.get().remote_ip == "203.0.113.9"
 
 
 def test_unknown_endpoint_is_404(client, db):
