@@ -2,6 +2,7 @@
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +20,10 @@ from crm.webhook_endpoints import webhook_endpoint_register
 
 DEMO_SECRET = "whsec_demo_offline_sandbox_secret"  # noqa: S105 - the offline demo's own endpoint
 DEMO_SERVICE = ("website-care", "Website Care Plan")
+
+
+def stop_on_sigterm(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 class Command(BaseCommand):
@@ -51,6 +56,8 @@ class Command(BaseCommand):
         Service.objects.get_or_create(service_id=DEMO_SERVICE[0], defaults={"name": DEMO_SERVICE[1]})
 
         children = []
+        # Stop the sandbox, worker and web server on SIGTERM too, not only on Ctrl-C.
+        signal.signal(signal.SIGTERM, stop_on_sigterm)
         try:
             self.step(f"Starting the Stripe sandbox on {sandbox_url}")
             children.append(self.spawn(["stripe_sandbox", "--port", str(opts["sandbox_port"])], env))
