@@ -31,7 +31,7 @@ def onboarding_approve(*, onboarding: Onboarding, actor) -> str:
     lock_name_for_transaction(f"checkout-session:{onboarding.checkout_session_id}")
     onboarding = Onboarding.objects.select_for_update().get(id=onboarding.id)
     if onboarding.status != Status.HELD:
-        return f"{onboarding.checkout_session_id} is not held; nothing to do."
+        return f"Nothing to do: {onboarding.checkout_session_id} is not held."
 
     if onboarding.held_reason == Held.EMAIL_REFUSED:
         # The address was fixed on the client (or the provider's block lifted): send again.
@@ -48,7 +48,7 @@ def onboarding_approve(*, onboarding: Onboarding, actor) -> str:
             onboarding=onboarding,
             actor=actor,
         )
-        return f"{onboarding.checkout_session_id}: approved, welcome email queued again."
+        return f"Approved {onboarding.checkout_session_id}: welcome email queued again."
 
     facts = SessionFacts.from_session(Session.objects.get(id=onboarding.checkout_session_id))
     onboarding = onboarding_start(onboarding, facts=facts, accepted=ACCEPTABLE_ON_APPROVAL)
@@ -60,11 +60,11 @@ def onboarding_approve(*, onboarding: Onboarding, actor) -> str:
             onboarding=onboarding,
             actor=actor,
         )
-        return f"{onboarding.checkout_session_id}: still held, {onboarding.held_detail} Fix that first."
+        return f"Still held: {onboarding.checkout_session_id}. {onboarding.held_detail} Fix that first."
     activity_record(
         kind=Kind.STAFF, summary="Approved; onboarding resumed", onboarding=onboarding, actor=actor
     )
-    return f"{onboarding.checkout_session_id}: approved, onboarding resumed."
+    return f"Approved {onboarding.checkout_session_id}: onboarding resumed."
 
 
 @transaction.atomic

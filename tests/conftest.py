@@ -1,12 +1,15 @@
 """Shared fixtures: the Stripe sandbox at the network edge, signed deliveries, the worker's loop."""
 
+import importlib
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from django.apps import apps as django_apps
 from django.conf import settings
+from django.contrib.auth.models import Group, User
 from django.db import connection, connections
 from django.test import Client as HttpClient
 from django.test import TestCase
@@ -163,3 +166,18 @@ def paid_event_body(sandbox: StripeSandbox, **fields) -> str:
     defaults = {"email": "dup@example.com", "name": "Dup", "service_id": "website-care", "amount": 1000}
     checkout = sandbox.create_checkout(**{**defaults, "currency": "usd", **fields}, deliver=False)
     return json.dumps(sandbox.store.get("event", checkout["events"][0]))
+
+
+STAFF_PASSWORD = "pw-for-tests-123"
+
+
+def staff_user(role: str) -> User:
+    """A staff user in the "Support" or "Operations" group made by crm/migrations/0004_staff_roles.py.
+
+    A transaction=True test ends by flushing every table, groups included, and a reused test
+    database does not rerun data migrations, so the migration's own code recreates the groups.
+    """
+    importlib.import_module("crm.migrations.0004_staff_roles").assign_roles(django_apps)
+    user = User.objects.create_user(f"{role.lower()}@agency.example", password=STAFF_PASSWORD, is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    return user
