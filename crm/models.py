@@ -88,6 +88,11 @@ class Client(models.Model):
                 name="client_email_normalised",
             )
         ]
+        # The changelist's order (-created, then -pk) read backwards from an index, no sort.
+        # Email prefix search uses the unique constraint's varchar_pattern_ops twin that Django
+        # adds on PostgreSQL; the name search's trigram index is PostgreSQL-only and lives in
+        # migration 0005 alone (see there).
+        indexes = [models.Index(fields=["created", "id"], name="client_created_idx")]
 
     def __str__(self) -> str:
         return f"{self.name} <{self.email}>" if self.name else self.email
@@ -109,6 +114,11 @@ class Payment(models.Model):
 
     class Meta:
         ordering = ["-paid_at"]
+        indexes = [
+            # The changelist's order (-paid_at, -pk), its date filter and the dashboard's windows.
+            models.Index(fields=["paid_at", "id"], name="payment_paid_at_idx"),
+            models.Index(fields=["stripe_customer_id"], name="payment_customer_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency.upper()} ({self.checkout_session_id})"
@@ -183,7 +193,25 @@ class Onboarding(models.Model):
 
     class Meta:
         ordering = ["-created"]
-        indexes = [models.Index(fields=["status", "created"])]
+        indexes = [
+            models.Index(fields=["status", "created"]),
+            # The changelist's order (-created, -pk) read backwards from an index, no sort.
+            models.Index(fields=["created", "id"], name="onboarding_created_idx"),
+            models.Index(fields=["held_reason", "created"], name="onboarding_held_reason_idx"),
+            # The dashboard's queue links: email / workspace steps waiting to retry or failed.
+            models.Index(fields=["email_status", "created"], name="onboarding_email_status_idx"),
+            models.Index(fields=["workspace_status", "created"], name="onboarding_workspace_st_idx"),
+            # The dashboard's per-window counts (crm/dashboard.py).
+            models.Index(fields=["paid_at"], name="onboarding_paid_at_idx"),
+            models.Index(fields=["onboarded_at"], name="onboarding_onboarded_at_idx"),
+            # Email prefix search (LIKE 'x%'): pattern ops work whatever the database collation;
+            # other databases ignore opclasses and get a plain index.
+            models.Index(
+                fields=["customer_email"],
+                name="onboarding_email_prefix_idx",
+                opclasses=["varchar_pattern_ops"],
+            ),
+        ]
         permissions = [
             ("approve_onboarding", "Can approve or reject held onboardings"),
             ("resend_welcome_email", "Can resend welcome emails"),
@@ -237,3 +265,74 @@ class Activity(models.Model):
 
     def __str__(self) -> str:
         return self.summary
+
+
+class ReconciliationRun(models.Model):
+    """One run of `reconcile_onboarding`: what it compared, found and repaired, for the admin."""
+
+    class TriggeredBy(models.TextChoices):
+        SCHEDULE = "schedule", "Daily schedule"
+        COMMAND = "command", "Management command"
+
+    started = models.DateTimeField(default=timezone.now)
+    finished = models.DateTimeField(null=True, blank=True)
+    days = models.PositiveIntegerField(help_text="Window compared, in days before `started`")
+    fixed = models.BooleanField(default=False, help_text="Repairs were made (not a report-only run)")
+    triggered_by = models.CharField(max_length=10, choices=TriggeredBy.choices)
+    events_scanned = models.PositiveIntegerField(default=0, help_text="Stripe checkout events read")
+    missed_checkouts = models.PositiveIntegerField(default=0)
+    unfinished_onboardings = models.PositiveIntegerField(default=0)
+    failed_webhooks = models.PositiveIntegerField(default=0)
+    value_mismatches = models.PositiveIntegerField(default=0)
+    repaired = models.PositiveIntegerField(default=0)
+    for_staff = models.PositiveIntegerField(default=0)
+    report = models.TextField(blank=True)
+    error = models.TextField(blank=True, help_text="Why the run stopped early, if it did")
+
+    class Meta:
+        ordering = ["-started"]
+        get_latest_by = "started"
+
+    def __str__(self) -> str:
+        return f"Reconciliation {self.started:%Y-%m-%d %H:%M} ({self.get_triggered_by_display()})"
+
+
+class BackfillRun(models.Model):
+    """One `manage.py backfill_onboarding` pass over a window of Stripe history, and its checkpoint.
+
+    Stripe lists newest first, so the run walks back in time: `last_session_id` is the oldest
+    session fully processed so far and a rerun with the same arguments continues with
+    `starting_after` it. `window_end` freezes the upper bound at the first start, so a resumed
+    run lists exactly the sessions the interrupted one would have.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        INTERRUPTED = "interrupted", "Interrupted"
+        FAILED = "failed", "Failed (resumable)"
+        COMPLETED = "completed", "Completed"
+
+    since = models.DateTimeField(help_text="Sessions created at or after this instant")
+    until = models.DateTimeField(null=True, blank=True, help_text="--until as given (exclusive)")
+    window_end = models.DateTimeField(help_text="Exclusive upper bound used: --until, or the first start")
+    service_ref = models.CharField(max_length=100, blank=True, help_text="--service, if narrowed")
+    no_email = models.BooleanField(default=False)
+    livemode = models.BooleanField(default=False)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    last_session_id = models.CharField(max_length=255, blank=True)
+    last_created = models.DateTimeField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    failed_sessions = models.JSONField(default=list, blank=True)
+    pages = models.PositiveIntegerField(default=0)
+    stripe_requests = models.PositiveIntegerField(default=0)
+    starts = models.PositiveIntegerField(default=1)
+    last_error = models.TextField(blank=True)
+    started = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started"]
+
+    def __str__(self) -> str:
+        return f"Backfill #{self.pk} from {self.since:%Y-%m-%d} ({self.get_status_display()})"

@@ -77,8 +77,15 @@ class SessionFacts:
         )
 
 
-def onboarding_sync_from_session(*, session_id: str, event_type: str = "", event_id: str = "") -> Onboarding:
-    """Create or advance the onboarding for a Checkout Session; idempotent."""
+def onboarding_sync_from_session(
+    *, session_id: str, event_type: str = "", event_id: str = "", send_welcome_email: bool = True
+) -> Onboarding:
+    """Create or advance the onboarding for a Checkout Session; idempotent.
+
+    `event_type` says which Stripe event brought the session (the backfill passes
+    ASYNC_PAYMENT_FAILED for a session whose delayed payment failed). `send_welcome_email=False`
+    records the email step as SKIPPED (historical clients); staff can send it from the admin.
+    """
     with transaction.atomic():
         # Serialise deliveries of one session (several event types, duplicates) across workers.
         lock_name_for_transaction(f"checkout-session:{session_id}")
@@ -94,7 +101,7 @@ def onboarding_sync_from_session(*, session_id: str, event_type: str = "", event
             return onboarding
         if facts.payment_status != "paid":
             return onboarding_record_unpaid(onboarding, facts=facts, event_type=event_type)
-        return onboarding_start(onboarding, facts=facts)
+        return onboarding_start(onboarding, facts=facts, send_welcome_email=send_welcome_email)
 
 
 def onboarding_defaults(facts: SessionFacts) -> dict:
@@ -152,11 +159,16 @@ def hold_reasons(
 
 
 def onboarding_start(
-    onboarding: Onboarding, *, facts: SessionFacts, accepted: frozenset[str] = frozenset()
+    onboarding: Onboarding,
+    *,
+    facts: SessionFacts,
+    accepted: frozenset[str] = frozenset(),
+    send_welcome_email: bool = True,
 ) -> Onboarding:
     """Check a paid session; hold it for review, or record the client and payment and queue the steps.
 
-    `accepted` holds the reasons staff have accepted for this onboarding (see crm.staff).
+    `accepted` holds the reasons staff have accepted for this onboarding (see crm.staff);
+    `send_welcome_email=False` skips the email step (backfill --no-email).
     """
     service = Service.objects.filter(service_id=facts.service_ref).first() if facts.service_ref else None
     if facts.email:
@@ -191,7 +203,9 @@ def onboarding_start(
     onboarding.status = Status.IN_PROGRESS
     onboarding.held_reason = ""
     onboarding.paid_at = onboarding.paid_at or timezone.now()
-    onboarding.email_status = Step.PENDING if service.send_welcome_email else Step.SKIPPED
+    onboarding.email_status = (
+        Step.PENDING if service.send_welcome_email and send_welcome_email else Step.SKIPPED
+    )
     onboarding.workspace_status = Step.PENDING if service.provision_workspace else Step.SKIPPED
     if onboarding.email_status == onboarding.workspace_status == Step.SKIPPED:
         onboarding.status = Status.ONBOARDED
@@ -202,6 +216,12 @@ def onboarding_start(
     activity_record(
         kind=Kind.ONBOARDING, summary=f"Onboarding started for {service.name}", onboarding=onboarding
     )
+    if service.send_welcome_email and not send_welcome_email:
+        activity_record(
+            kind=Kind.EMAIL,
+            summary="Welcome email skipped (historical backfill); staff can send it from the admin",
+            onboarding=onboarding,
+        )
     if onboarding.email_status == Step.PENDING:
         enqueue_on_commit(EMAIL_TASK, onboarding.id)
     if onboarding.workspace_status == Step.PENDING:
@@ -210,7 +230,11 @@ def onboarding_start(
 
 
 def client_upsert(*, client: Client | None, facts: SessionFacts, service: Service) -> Client:
-    """The client for this email, created or updated with the session's name, customer and service."""
+    """The client for this email, created or updated with the session's name, customer and service.
+
+    An existing client takes these from its newest payment, whichever order sessions arrive in
+    (the backfill walks Stripe's history newest first; webhooks can arrive out of order).
+    """
     if client is None:
         return Client.objects.create(
             email=facts.email,
@@ -219,6 +243,10 @@ def client_upsert(*, client: Client | None, facts: SessionFacts, service: Servic
             ordered_service=service,
             currency=facts.currency,
         )
+    if client.payments.filter(paid_at__gt=facts.created).exists():
+        client.currency = client.currency or facts.currency
+        client.save(update_fields=["currency", "updated"])
+        return client
     client.name = facts.name or client.name
     client.stripe_customer_id = facts.customer_id or client.stripe_customer_id
     client.ordered_service = service

@@ -17,3 +17,11 @@ def webhook_jobs_requeue() -> int:
 def welcome_email_send(onboarding_id: int) -> str:
     """Send one onboarding's welcome email."""
     return welcome_email_service(onboarding_id=onboarding_id)
+
+
+def reconcile_onboarding_daily() -> str:
+    """Scheduled: reconcile the last 7 days with the safe repairs; the run is kept for the admin."""
+    from .reconcile import Fix, reconciliation_run
+
+    _, report = reconciliation_run(days=7, fix=Fix.SAFE, triggered_by="schedule")
+    return report.summary()

@@ -324,3 +324,15 @@ def test_changelist_query_count_does_not_grow_with_rows(operations, client, url,
         return len(ctx)
 
     assert queries_for(10) == queries_for(200)
+
+
+def test_payment_and_onboarding_search_by_id_and_any_case_email_prefix(pipeline, operations, client):
+    ServiceFactory()
+    checkout = pipeline.pay_and_process(email="grace.hopper@example.com")
+    pipeline.pay_and_process(email="other@example.com")
+    by_pi = client.get("/admin/crm/payment/", {"q": checkout["session"]["payment_intent"]}).context["cl"]
+    assert [p.checkout_session_id for p in by_pi.result_list] == [checkout["session"]["id"]]
+    by_email = client.get("/admin/crm/payment/", {"q": "GRACE.h"}).context["cl"]
+    assert [p.client.email for p in by_email.result_list] == ["grace.hopper@example.com"]
+    onboardings = client.get("/admin/crm/onboarding/", {"q": "Grace.Hop"}).context["cl"]
+    assert [o.customer_email for o in onboardings.result_list] == ["grace.hopper@example.com"]

@@ -1,0 +1,523 @@
+"""Backfill: bring Stripe's Checkout Session history in through the webhook path's own service.
+
+`onboarding_backfill` lists Checkout Sessions from the Stripe API, one request per 100 sessions
+(everything dj-stripe would otherwise fetch per session comes expanded in the list), mirrors each
+into dj-stripe's Session table from the listed data and calls `onboarding_sync_from_session`,
+exactly as a webhook would. Nothing is collected: memory stays flat however long the history.
+
+Resume. Stripe lists newest first and pages with `starting_after`, so a run walks back in time
+from `window_end` (frozen at the first start) to `since`. Each session is processed and the run's
+checkpoint (`BackfillRun.last_session_id`, the oldest session done so far) is moved in the same
+transaction, so after Ctrl-C or a kill, a rerun with the same arguments lists from
+`starting_after=<checkpoint>`: every session newer than it is done, none is done twice, and the
+pages already walked are not listed again.
+"""
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+import stripe
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from djstripe.models import Session
+from djstripe.settings import djstripe_settings
+
+from .locks import lock_name_for_transaction
+from .models import BackfillRun, Onboarding
+from .services import ASYNC_PAYMENT_FAILED, onboarding_sync_from_session
+
+logger = logging.getLogger(__name__)
+
+Status = Onboarding.Status
+RunStatus = BackfillRun.Status
+
+PAGE_SIZE = 100
+# Everything dj-stripe's Session sync would otherwise retrieve per session: the line items (in
+# dj-stripe's own Session.expand_fields), the customer, and the payment intent with its payment
+# method. Three levels deep; Stripe allows four.
+EXPAND = ["data.line_items", "data.customer", "data.payment_intent.payment_method"]
+# Requests per second: under Stripe's documented limits (25/s in test mode, 100/s live), leaving
+# room for the webhook worker that shares the key.
+TEST_MODE_RATE = 20.0
+LIVE_MODE_RATE = 80.0
+# A run stops (resumably) when this many sessions in a row fail: the database is likely gone.
+MAX_CONSECUTIVE_FAILURES = 20
+# Failed session ids kept on the run for the operator (the count is exact).
+MAX_FAILED_IDS = 100
+ONBOARDED = {Status.IN_PROGRESS, Status.ONBOARDED, Status.FAILED}
+
+
+class BackfillError(Exception):
+    """The run stopped; its checkpoint is saved and the same command continues it."""
+
+    def __init__(self, message: str, *, run: BackfillRun | None = None):
+        super().__init__(message)
+        self.run = run
+
+
+class BackfillBusy(BackfillError):
+    """Another process is working on the same run."""
+
+
+class RateLimiter:
+    """Token bucket: at most `rate` acquisitions per second on average (0 or less: unlimited).
+
+    Written here because it is ten lines and the backfill is single-threaded; a library would
+    add a dependency for a loop and a sleep.
+    """
+
+    def __init__(
+        self,
+        *,
+        rate: float,
+        burst: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.rate = rate
+        self.capacity = max(1.0, burst)
+        self.tokens = self.capacity
+        self.clock = clock
+        self.sleep = sleep
+        self.stamp = clock()
+
+    def acquire(self) -> None:
+        """Block until one request may be sent."""
+        if self.rate <= 0:
+            return
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            wait = (1 - self.tokens) / self.rate
+            self.sleep(wait)
+            # The bucket holds exactly one token at now + wait (no re-check: float rounding
+            # could otherwise loop on ever tinier sleeps).
+            self.stamp, self.tokens = now + wait, 1.0
+        self.tokens -= 1
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try one page before stopping the run (resumably)."""
+
+    attempts: int = 5  # Stripe 5xx, connection errors, timeouts
+    rate_limited_attempts: int = 12  # 429s are expected under load: wait longer, then carry on
+    backoff_base: float = 1.0
+    backoff_cap: float = 30.0
+
+    def delay(self, failures: int) -> float:
+        """Capped exponential backoff with jitter (so parallel clients do not retry in step)."""
+        return min(self.backoff_cap, self.backoff_base * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
+
+
+@dataclass
+class BackfillProgress:
+    """What the caller's progress callback sees after each session."""
+
+    session_id: str
+    outcome: str
+    email: str
+    seen: int
+    pages: int
+    fraction: float  # share of the time window walked (Stripe gives no total count)
+
+
+@dataclass
+class BackfillSummary:
+    """The result of one invocation (counts are the run's, across resumes)."""
+
+    run_id: int | None
+    status: str
+    dry_run: bool
+    resumed_after: str
+    since: str
+    window_end: str
+    counts: dict
+    failed_sessions: list = field(default_factory=list)
+    pages: int = 0
+    stripe_requests: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def default_rate() -> float:
+    """Stripe's read limit for the mode the app runs in, with headroom."""
+    return LIVE_MODE_RATE if settings.STRIPE_LIVE_MODE else TEST_MODE_RATE
+
+
+def counts_new() -> dict:
+    return {
+        "listed": 0,
+        "seen": 0,
+        "other_service": 0,
+        "already_onboarded": 0,
+        "onboarded_now": 0,
+        "held": {},
+        "awaiting_payment": 0,
+        "payment_failed": 0,
+        "rejected": 0,
+        "failed": 0,
+    }
+
+
+def counts_add(counts: dict, outcome: str) -> None:
+    if outcome.startswith("held:"):
+        reason = outcome.removeprefix("held:")
+        counts["held"][reason] = counts["held"].get(reason, 0) + 1
+    else:
+        counts[outcome] += 1
+
+
+def outcome_of(before: str | None, onboarding: Onboarding) -> str:
+    """Name what the service did with a session, given the onboarding's status before it ran."""
+    if onboarding.status in ONBOARDED:
+        return "already_onboarded" if before in ONBOARDED else "onboarded_now"
+    if onboarding.status == Status.HELD:
+        return f"held:{onboarding.held_reason}"
+    return {
+        Status.AWAITING_PAYMENT: "awaiting_payment",
+        Status.PAYMENT_FAILED: "payment_failed",
+        Status.REJECTED: "rejected",
+    }[onboarding.status]
+
+
+def event_type_for(data) -> str:
+    """The event the webhook path would have seen for this state of the session.
+
+    A complete but unpaid session whose payment intent is back to `requires_payment_method` had
+    its delayed payment fail (Stripe sent checkout.session.async_payment_failed); any other unpaid
+    session is still waiting.
+    """
+    intent = data.get("payment_intent")
+    if (
+        data.get("payment_status") == "unpaid"
+        and intent
+        and not isinstance(intent, str)  # expanded: a StripeObject, not an id
+        and intent.get("status") == "requires_payment_method"
+    ):
+        return ASYNC_PAYMENT_FAILED
+    return ""
+
+
+def backfill_session_process(*, data, api_key: str, send_welcome_email: bool) -> str:
+    """Mirror one listed session into dj-stripe and onboard it like a webhook; returns the outcome.
+
+    Runs in the caller's transaction. The sync reads only the expanded data it is given: no
+    per-session Stripe request.
+    """
+    session_id = data["id"]
+    lock_name_for_transaction(f"checkout-session:{session_id}")
+    Session.sync_from_stripe_data(data, api_key=api_key)
+    before = (
+        Onboarding.objects.filter(checkout_session_id=session_id).values_list("status", flat=True).first()
+    )
+    onboarding = onboarding_sync_from_session(
+        session_id=session_id, event_type=event_type_for(data), send_welcome_email=send_welcome_email
+    )
+    return outcome_of(before, onboarding)
+
+
+def backfill_run_open(
+    *, since: datetime, until: datetime | None, service_ref: str, no_email: bool, livemode: bool
+) -> BackfillRun:
+    """The unfinished run with these arguments (to continue it), or a new one."""
+    run = (
+        BackfillRun.objects.filter(
+            since=since, until=until, service_ref=service_ref, no_email=no_email, livemode=livemode
+        )
+        .exclude(status=RunStatus.COMPLETED)
+        .order_by("-started")
+        .first()
+    )
+    if run is not None:
+        run.starts += 1
+        run.status = RunStatus.RUNNING
+        run.last_error = ""
+        run.save(update_fields=["starts", "status", "last_error", "updated"])
+        return run
+    window_end = until or timezone.now().replace(microsecond=0)
+    if window_end <= since:
+        raise BackfillError(f"Nothing to do: --since {since:%Y-%m-%d} is not before {window_end:%Y-%m-%d}.")
+    return BackfillRun.objects.create(
+        since=since,
+        until=until,
+        window_end=window_end,
+        service_ref=service_ref,
+        no_email=no_email,
+        livemode=livemode,
+        counts=counts_new(),
+    )
+
+
+def onboarding_backfill(
+    *,
+    since: datetime,
+    until: datetime | None = None,
+    service_ref: str = "",
+    no_email: bool = False,
+    dry_run: bool = False,
+    rate: float | None = None,
+    retry: RetryPolicy | None = None,
+    progress: Callable[[BackfillProgress], None] | None = None,
+) -> BackfillSummary:
+    """Onboard the complete Checkout Sessions created in [since, until) through the webhook's service.
+
+    Resumes the unfinished run with the same arguments. `dry_run` processes each session in a
+    transaction that is rolled back: the same decisions, nothing written (not even the checkpoint).
+    Raises BackfillError when Stripe keeps failing; the checkpoint is saved and rerunning resumes.
+    """
+    started = time.monotonic()
+    livemode = bool(settings.STRIPE_LIVE_MODE)
+    if dry_run:
+        window_end = until or timezone.now().replace(microsecond=0)
+        # Never saved; a dry run walks the whole window and leaves checkpoints alone.
+        run = BackfillRun(
+            since=since,
+            until=until,
+            window_end=window_end,
+            service_ref=service_ref,
+            no_email=no_email,
+            livemode=livemode,
+            counts=counts_new(),
+        )
+    else:
+        run = backfill_run_open(
+            since=since, until=until, service_ref=service_ref, no_email=no_email, livemode=livemode
+        )
+    walk = _Walk(
+        run=run,
+        dry_run=dry_run,
+        limiter=RateLimiter(rate=default_rate() if rate is None else rate),
+        retry=retry or RetryPolicy(),
+        progress=progress,
+    )
+    resumed_after = run.last_session_id
+    with _run_lock(run):
+        try:
+            walk.run_through()
+        except KeyboardInterrupt:
+            walk.stop(RunStatus.INTERRUPTED, "Interrupted")
+            raise
+        except BackfillError as exc:
+            walk.stop(RunStatus.FAILED, str(exc))
+            exc.run = run
+            raise
+        except BaseException as exc:
+            walk.stop(RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
+            raise
+    return BackfillSummary(
+        run_id=run.pk,
+        status=run.status,
+        dry_run=dry_run,
+        resumed_after=resumed_after,
+        since=run.since.isoformat(),
+        window_end=run.window_end.isoformat(),
+        counts=run.counts,
+        failed_sessions=run.failed_sessions,
+        pages=run.pages,
+        stripe_requests=run.stripe_requests,
+        seconds=round(time.monotonic() - started, 3),
+    )
+
+
+class _run_lock:
+    """A session-level advisory lock on the run, held while this process walks it.
+
+    The connection closing (a killed process) releases it, so a stale RUNNING row never blocks.
+    """
+
+    def __init__(self, run: BackfillRun):
+        self.key = f"backfill-run:{run.pk}" if run.pk and connection.vendor == "postgresql" else ""
+        self.run = run
+
+    def __enter__(self):
+        if self.key:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [self.key])
+                if not cursor.fetchone()[0]:
+                    raise BackfillBusy(
+                        f"Backfill run #{self.run.pk} is being processed by another process.", run=self.run
+                    )
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.key:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [self.key])
+
+
+class _Walk:
+    """One invocation's walk over a run's window: pages in, sessions processed, checkpoint moved."""
+
+    def __init__(self, *, run, dry_run, limiter, retry, progress):
+        self.run = run
+        self.dry_run = dry_run
+        self.limiter = limiter
+        self.retry = retry
+        self.progress = progress
+        self.api_key = djstripe_settings.STRIPE_SECRET_KEY
+        self.consecutive_failures = 0
+        self.since_ts = int(run.since.timestamp())
+        self.end_ts = int(run.window_end.timestamp())
+
+    def run_through(self) -> None:
+        for session in self.sessions():
+            self.handle(session)
+        self.stop(RunStatus.COMPLETED, "")
+
+    def sessions(self) -> Iterator:
+        """Every complete session in the window after the checkpoint, newest first, page by page."""
+        params = {
+            "limit": PAGE_SIZE,
+            "created": {"gte": self.since_ts, "lt": self.end_ts},
+            "status": "complete",
+            "expand": EXPAND,
+        }
+        cursor = self.run.last_session_id
+        while True:
+            page = self.page_fetch({**params, "starting_after": cursor} if cursor else params)
+            self.run.pages += 1
+            yield from page.data
+            if not page.has_more or not page.data:
+                return
+            cursor = page.data[-1].id
+
+    def page_fetch(self, params: dict):
+        """One list request, retried on 429 (longer), 5xx, connection errors and timeouts."""
+        failures = rate_limited = 0
+        while True:
+            self.limiter.acquire()
+            self.run.stripe_requests += 1
+            try:
+                return stripe.checkout.Session.list(
+                    **params,
+                    api_key=self.api_key,
+                    stripe_version=djstripe_settings.STRIPE_API_VERSION,
+                    # Every attempt goes through our limiter and backoff, 429s included.
+                    max_network_retries=0,
+                )
+            except stripe.RateLimitError as exc:
+                rate_limited += 1
+                if rate_limited >= self.retry.rate_limited_attempts:
+                    raise self.page_error(exc, rate_limited) from exc
+                wait = self.retry.delay(rate_limited)
+                logger.warning("Stripe rate limit (429) on a backfill page; waiting %.1f s", wait)
+            except (stripe.APIError, stripe.APIConnectionError) as exc:
+                failures += 1
+                if failures >= self.retry.attempts:
+                    raise self.page_error(exc, failures) from exc
+                wait = self.retry.delay(failures)
+                logger.warning("Stripe failed a backfill page (%s); retrying in %.1f s", exc, wait)
+            time.sleep(wait)
+
+    def page_error(self, exc: Exception, attempts: int) -> BackfillError:
+        after = f"after session {self.run.last_session_id}" if self.run.last_session_id else "at the start"
+        return BackfillError(
+            f"Stripe kept failing on the page {after} ({attempts} attempts; "
+            f"last error: {type(exc).__name__}: {exc}). The checkpoint is saved: "
+            "run the same command again to continue from there."
+        )
+
+    def handle(self, data) -> None:
+        metadata = data.get("metadata") or {}
+        if self.run.service_ref and str(metadata.get("serviceId") or "").strip() != self.run.service_ref:
+            outcome = "other_service"
+            self.record(data, outcome)
+        else:
+            outcome = self.process(data)
+        self.report(data, outcome)
+
+    def process(self, data) -> str:
+        try:
+            with transaction.atomic():
+                outcome = backfill_session_process(
+                    data=data, api_key=self.api_key, send_welcome_email=not self.run.no_email
+                )
+                if self.dry_run:
+                    transaction.set_rollback(True)
+                else:
+                    # Same transaction as the onboarding: processed and checkpointed, or neither.
+                    self.record(data, outcome)
+        except Exception as exc:  # noqa: BLE001 - one bad session must not stop a long backfill
+            logger.exception("Backfill of Checkout Session %s failed", data["id"])
+            self.consecutive_failures += 1
+            self.record(data, "failed", error=f"{data['id']}: {type(exc).__name__}: {exc}")
+            if self.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+                raise BackfillError(
+                    f"{self.consecutive_failures} sessions in a row failed; last: {self.run.last_error}"
+                ) from exc
+            return "failed"
+        self.consecutive_failures = 0
+        if self.dry_run:
+            self.record(data, outcome)
+        return outcome
+
+    def record(self, data, outcome: str, error: str = "") -> None:
+        """Count the session and move the checkpoint past it (in memory only for a dry run)."""
+        run = self.run
+        counts = {**run.counts, "held": dict(run.counts["held"])}
+        counts["listed"] += 1
+        if outcome != "other_service":
+            counts["seen"] += 1
+        counts_add(counts, outcome)
+        failed = run.failed_sessions
+        if error and len(failed) < MAX_FAILED_IDS:
+            failed = [*failed, data["id"]]
+        last_created = datetime.fromtimestamp(data["created"], tz=UTC)
+        if not self.dry_run:
+            BackfillRun.objects.filter(id=run.id).update(
+                last_session_id=data["id"],
+                last_created=last_created,
+                counts=counts,
+                failed_sessions=failed,
+                pages=run.pages,
+                stripe_requests=run.stripe_requests,
+                last_error=error or run.last_error,
+                updated=timezone.now(),
+            )
+        # Only once the row is written: a failed write leaves memory matching the database.
+        run.counts, run.failed_sessions = counts, failed
+        run.last_session_id, run.last_created = data["id"], last_created
+        run.last_error = error or run.last_error
+
+    def report(self, data, outcome: str) -> None:
+        if self.progress is None:
+            return
+        span = max(1, self.end_ts - self.since_ts)
+        details = data.get("customer_details") or {}
+        self.progress(
+            BackfillProgress(
+                session_id=data["id"],
+                outcome=outcome,
+                email=details.get("email") or data.get("customer_email") or "",
+                seen=self.run.counts["seen"],
+                pages=self.run.pages,
+                fraction=min(1.0, max(0.0, (self.end_ts - data["created"]) / span)),
+            )
+        )
+
+    def stop(self, status: str, error: str) -> None:
+        run = self.run
+        run.status = status
+        run.last_error = error or run.last_error
+        run.finished = timezone.now() if status == RunStatus.COMPLETED else None
+        if self.dry_run:
+            return
+        BackfillRun.objects.filter(id=run.id).update(
+            status=run.status,
+            last_error=run.last_error,
+            finished=run.finished,
+            counts=run.counts,
+            failed_sessions=run.failed_sessions,
+            pages=run.pages,
+            stripe_requests=run.stripe_requests,
+            updated=timezone.now(),
+        )

@@ -1,0 +1,521 @@
+"""Reconciliation: compare Stripe with the CRM over a window, report every gap, repair what is safe.
+
+Four kinds of gap, each reported with its ids:
+- missed checkouts: a paid Checkout Session (found through Stripe's Events API) with no onboarding,
+  or one still awaiting payment, whose event never reached our webhook;
+- unfinished onboardings: an email or workspace step stuck or given up, or an onboarding held for staff;
+- failed webhooks: a StripeWebhookJob that gave up, is overdue for its retry, lost its queue message
+  or the worker running it;
+- value mismatches: a client whose invoiced_value is not the sum of its payments.
+
+Repairs go through the same doors as the worker and staff. `Fix.SAFE` (the daily schedule) only
+does what cannot hurt when repeated: it catches up missed events, requeues work that is waiting or
+abandoned, and recomputes derived values. `Fix.ALL` (`--fix`) also revives what gave up after its
+retry budget (failed steps, failed webhook jobs). What neither can decide is left for staff.
+"""
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from itertools import islice
+
+import stripe
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from djstripe.models import Event
+from djstripe.settings import djstripe_settings
+
+from provisioning.services import PROVISION_TASK, workspace_retry
+
+from .activity import Kind, activity_record
+from .locks import lock_name_for_transaction
+from .models import Client, Onboarding, Payment, ReconciliationRun, StripeWebhookJob
+from .money import format_money
+from .queue import enqueue_on_commit
+from .services import EMAIL_TASK
+from .webhook_jobs import (
+    PROCESS_TASK,
+    RUNNING_TIMEOUT,
+    webhook_job_retry_now,
+    webhook_jobs_requeue_stale,
+)
+
+logger = logging.getLogger(__name__)
+
+Status = Onboarding.Status
+Step = Onboarding.StepStatus
+JobStatus = StripeWebhookJob.Status
+
+PAID_CHECKOUT_EVENTS = ["checkout.session.completed", "checkout.session.async_payment_succeeded"]
+EVENTS_PAGE = 100  # Stripe's largest page
+STRIPE_EVENT_RETENTION_DAYS = 30
+# A step or onboarding untouched this long while "in flight" is stuck (step backoffs stay under 10 min).
+STALE_AFTER = timedelta(minutes=30)
+# A webhook job queued this long, or this late for its retry, lost its queue message.
+WEBHOOK_OVERDUE = timedelta(minutes=10)
+IN_FLIGHT = [Step.PENDING, Step.RUNNING, Step.RETRYING]
+
+
+class Fix(StrEnum):
+    NONE = "none"
+    SAFE = "safe"
+    ALL = "all"
+
+
+class Gap(StrEnum):
+    MISSED_CHECKOUT = "missed_checkout"
+    UNFINISHED_ONBOARDING = "unfinished_onboarding"
+    FAILED_WEBHOOK = "failed_webhook"
+    VALUE_MISMATCH = "value_mismatch"
+
+
+GAP_TITLES = {
+    Gap.MISSED_CHECKOUT: "Paid checkouts with no onboarding",
+    Gap.UNFINISHED_ONBOARDING: "Unfinished onboardings",
+    Gap.FAILED_WEBHOOK: "Failed webhooks",
+    Gap.VALUE_MISMATCH: "Invoiced value mismatches",
+}
+
+
+class State(StrEnum):
+    OPEN = "open"  # reported only
+    REPAIRED = "repaired"
+    FOR_STAFF = "for_staff"
+
+
+@dataclass
+class Finding:
+    """One gap: what it is (`ref` holds its ids), and what this run did about it."""
+
+    gap: Gap
+    ref: str
+    detail: str
+    state: State = State.OPEN
+    outcome: str = ""
+
+    def repaired(self, outcome: str) -> None:
+        self.state, self.outcome = State.REPAIRED, outcome
+
+    def for_staff(self, outcome: str) -> None:
+        self.state, self.outcome = State.FOR_STAFF, outcome
+
+    def line(self) -> str:
+        text = f"  {self.ref}: {self.detail}"
+        if self.state == State.REPAIRED:
+            text += f" -> repaired: {self.outcome}"
+        elif self.state == State.FOR_STAFF:
+            text += f" -> for staff: {self.outcome}"
+        return text
+
+
+@dataclass
+class Reconciliation:
+    """What one run compared and found, printable as text or JSON."""
+
+    days: int
+    since: datetime
+    fix: Fix
+    events_scanned: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, gap: Gap, ref: str, detail: str) -> Finding:
+        finding = Finding(gap=gap, ref=ref, detail=detail)
+        self.findings.append(finding)
+        return finding
+
+    def counts(self) -> dict[str, int]:
+        counts = {gap.value: 0 for gap in Gap}
+        for finding in self.findings:
+            counts[finding.gap] += 1
+        for state in State:
+            counts[state.value] = sum(1 for f in self.findings if f.state == state)
+        return counts
+
+    def summary(self) -> str:
+        counts = self.counts()
+        found = "; ".join(f"{GAP_TITLES[gap].lower()}: {counts[gap]}" for gap in Gap)
+        return (
+            f"Summary: {found}. {counts[State.REPAIRED]} repaired, {counts[State.FOR_STAFF]} for staff, "
+            f"{counts[State.OPEN]} reported only ({self.events_scanned} Stripe checkout events read)."
+        )
+
+    def text(self) -> str:
+        mode = {Fix.NONE: "report only", Fix.SAFE: "safe repairs", Fix.ALL: "repairs"}[self.fix]
+        since = f"{self.since:%Y-%m-%d %H:%M %Z}"
+        lines = [f"Onboarding reconciliation of the last {self.days} days (since {since}), {mode}."]
+        lines += [f"Note: {note}" for note in self.notes]
+        for gap in Gap:
+            found = [f for f in self.findings if f.gap == gap]
+            lines.append(f"{GAP_TITLES[gap]} ({len(found)}){':' if found else ''}")
+            lines += [finding.line() for finding in found]
+        staff = [f for f in self.findings if f.state == State.FOR_STAFF]
+        if staff:
+            lines.append(f"Left for staff ({len(staff)}):")
+            lines += [f"  {f.gap}: {f.ref}: {f.outcome}" for f in staff]
+        lines.append(self.summary())
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {
+            "days": self.days,
+            "since": self.since.isoformat(),
+            "fix": self.fix.value,
+            "events_scanned": self.events_scanned,
+            "counts": self.counts(),
+            "notes": self.notes,
+            "findings": [asdict(f) for f in self.findings],
+        }
+
+
+def reconciliation_run(
+    *,
+    days: int = 7,
+    fix: Fix = Fix.NONE,
+    triggered_by: str = ReconciliationRun.TriggeredBy.COMMAND,
+    stale_after: timedelta = STALE_AFTER,
+) -> tuple[ReconciliationRun, Reconciliation]:
+    """Compare Stripe and the CRM over the last `days` days, repair per `fix`, store the run."""
+    now = timezone.now()
+    run = ReconciliationRun.objects.create(
+        started=now, days=days, fixed=fix != Fix.NONE, triggered_by=triggered_by
+    )
+    report = Reconciliation(days=days, since=now - timedelta(days=days), fix=fix)
+    try:
+        missed_checkouts_reconcile(report=report, fix=fix)
+        unfinished_onboardings_reconcile(report=report, fix=fix, stale_before=now - stale_after)
+        failed_webhooks_reconcile(report=report, fix=fix, now=now)
+        value_mismatches_reconcile(report=report, fix=fix)
+    except Exception as exc:
+        run.error = f"{type(exc).__name__}: {exc}"
+        logger.exception("Reconciliation run %s stopped early", run.id)
+        raise
+    finally:
+        counts = report.counts()
+        run.finished = timezone.now()
+        run.events_scanned = report.events_scanned
+        run.missed_checkouts = counts[Gap.MISSED_CHECKOUT]
+        run.unfinished_onboardings = counts[Gap.UNFINISHED_ONBOARDING]
+        run.failed_webhooks = counts[Gap.FAILED_WEBHOOK]
+        run.value_mismatches = counts[Gap.VALUE_MISMATCH]
+        run.repaired = counts[State.REPAIRED]
+        run.for_staff = counts[State.FOR_STAFF]
+        run.report = report.text()
+        run.save()
+    return run, report
+
+
+# -- (a) paid checkouts that never reached us ------------------------------------------------------
+
+
+def stripe_paid_checkout_events(*, since: datetime) -> Iterator[dict]:
+    """Stripe's checkout completed / async-succeeded events since `since`, newest first, 100 a request."""
+    listing = stripe.Event.list(
+        types=PAID_CHECKOUT_EVENTS,
+        created={"gte": int(since.timestamp())},
+        limit=EVENTS_PAGE,
+        api_key=djstripe_settings.get_default_api_key(settings.STRIPE_LIVE_MODE),
+        stripe_version=djstripe_settings.STRIPE_API_VERSION,
+    )
+    for event in listing.auto_paging_iter():
+        yield event.to_dict()
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def missed_checkouts_reconcile(*, report: Reconciliation, fix: Fix) -> None:
+    """Find paid sessions Stripe has and we never onboarded; with `fix`, process their missed events."""
+    if report.days > STRIPE_EVENT_RETENTION_DAYS:
+        report.notes.append(
+            f"Stripe keeps events for {STRIPE_EVENT_RETENTION_DAYS} days; "
+            "older sessions are found by `manage.py backfill_onboarding`."
+        )
+    # One page of events at a time: three indexed queries per 100 events, nothing kept in memory.
+    for page in _chunks(stripe_paid_checkout_events(since=report.since), EVENTS_PAGE):
+        report.events_scanned += len(page)
+        paid = {}
+        for event in page:
+            session = event["data"]["object"]
+            if session.get("payment_status") == "paid":
+                paid.setdefault(session["id"], event)
+        if not paid:
+            continue
+        event_ids = [event["id"] for event in paid.values()]
+        onboarding_status = dict(
+            Onboarding.objects.filter(checkout_session_id__in=paid).values_list(
+                "checkout_session_id", "status"
+            )
+        )
+        # A delivered event is the webhook job's business; failures there are reported under (c).
+        delivered = set(
+            StripeWebhookJob.objects.filter(event_id__in=event_ids).values_list("event_id", flat=True)
+        )
+        processed = set(Event.objects.filter(id__in=event_ids).values_list("id", flat=True))
+        for session_id, event in paid.items():
+            status = onboarding_status.get(session_id)
+            if status not in (None, Status.AWAITING_PAYMENT) or event["id"] in delivered:
+                continue
+            finding = report.add(Gap.MISSED_CHECKOUT, session_id, missed_checkout_detail(event, status))
+            if fix != Fix.NONE:
+                missed_checkout_repair(finding, event=event, processed=event["id"] in processed)
+
+
+def missed_checkout_detail(event: dict, onboarding_status: str | None) -> str:
+    session = event["data"]["object"]
+    email = (session.get("customer_details") or {}).get("email") or session.get("customer_email") or "?"
+    amount = format_money(session.get("amount_total") or 0, session.get("currency") or "")
+    service = (session.get("metadata") or {}).get("serviceId") or "?"
+    paid_at = datetime.fromtimestamp(event["created"], tz=timezone.get_current_timezone())
+    state = "no onboarding" if onboarding_status is None else "onboarding still awaiting payment"
+    return (
+        f"{email} paid {amount} for {service!r} at {paid_at:%Y-%m-%d %H:%M}; {state}; "
+        f"{event['type']} {event['id']} never delivered here"
+    )
+
+
+def missed_checkout_repair(finding: Finding, *, event: dict, processed: bool) -> None:
+    session_id = event["data"]["object"]["id"]
+    if processed:
+        finding.for_staff(f"event {event['id']} was processed yet produced no onboarding; check the logs")
+        return
+    try:
+        stripe_event_catch_up(data=event)
+    except Exception as exc:  # noqa: BLE001 - reported for staff; the next run tries again
+        logger.warning("Catching up Stripe event %s failed: %s", event["id"], exc)
+        finding.for_staff(
+            f"processing {event['id']} failed ({type(exc).__name__}: {exc}); runs again next time"
+        )
+        return
+    onboarding = Onboarding.objects.filter(checkout_session_id=session_id).first()
+    if onboarding is None or onboarding.status == Status.AWAITING_PAYMENT:
+        finding.for_staff(f"{event['id']} processed, but the session is still not onboarded")
+    elif onboarding.status == Status.HELD:
+        reason = onboarding.get_held_reason_display()
+        finding.for_staff(f"{event['id']} processed; onboarding {onboarding.id} held: {reason}")
+    else:
+        finding.repaired(
+            f"{event['id']} processed; onboarding {onboarding.id} {onboarding.get_status_display()}"
+        )
+
+
+def stripe_event_catch_up(*, data: dict) -> Event:
+    """Process an event that never reached the webhook, exactly as the worker does for a delivery."""
+    with transaction.atomic():
+        # The same lock as webhook_job_run: a late delivery of this event waits, then finds it processed.
+        lock_name_for_transaction(f"stripe-event:{data['id']}")
+        return Event.process(data, api_key=djstripe_settings.get_default_api_key(data.get("livemode")))
+
+
+# -- (b) onboardings that did not finish ------------------------------------------------------------
+
+
+def unfinished_onboardings_reconcile(*, report: Reconciliation, fix: Fix, stale_before: datetime) -> None:
+    """Find held onboardings and steps stuck in flight or given up; with `fix`, requeue the steps."""
+    stuck_email = Q(email_status__in=IN_FLIGHT, updated__lt=stale_before) | Q(email_status=Step.FAILED)
+    stuck_workspace = Q(workspace_status__in=IN_FLIGHT, updated__lt=stale_before) | Q(
+        workspace_status=Step.FAILED
+    )
+    held = Q(status=Status.HELD, updated__lt=stale_before)
+    onboardings = (
+        Onboarding.objects.filter(created__gte=report.since)
+        .filter(stuck_email | stuck_workspace | held)
+        .select_related("client")
+        .order_by("created", "id")
+    )
+    for onboarding in onboardings.iterator():
+        who = onboarding.client.email if onboarding.client else onboarding.customer_email or "?"
+        ref = f"onboarding {onboarding.id} ({onboarding.checkout_session_id}, {who})"
+        if onboarding.status == Status.HELD:
+            finding = report.add(
+                Gap.UNFINISHED_ONBOARDING,
+                ref,
+                f"held since {onboarding.updated:%Y-%m-%d %H:%M}: {onboarding.get_held_reason_display()}",
+            )
+            if fix != Fix.NONE:
+                finding.for_staff("approve or reject it in Needs review")
+            continue
+        for step in ("email", "workspace"):
+            status = getattr(onboarding, f"{step}_status")
+            if status == Step.FAILED or (status in IN_FLIGHT and onboarding.updated < stale_before):
+                finding = report.add(
+                    Gap.UNFINISHED_ONBOARDING, f"{ref} {step}", step_detail(onboarding, step)
+                )
+                if fix != Fix.NONE:
+                    step_repair(finding, onboarding=onboarding, step=step, fix=fix)
+
+
+def step_detail(onboarding: Onboarding, step: str) -> str:
+    status = getattr(onboarding, f"{step}_status")
+    attempts = getattr(onboarding, f"{step}_attempts")
+    error = getattr(onboarding, f"{step}_last_error")
+    label = Step(status).label.lower()
+    text = f"{step} step {label} since {onboarding.updated:%Y-%m-%d %H:%M} after {attempts} attempt(s)"
+    return f"{text}: {error}" if error else text
+
+
+def step_repair(finding: Finding, *, onboarding: Onboarding, step: str, fix: Fix) -> None:
+    status = getattr(onboarding, f"{step}_status")
+    if status == Step.FAILED and fix != Fix.ALL:
+        finding.for_staff("gave up after its retries; retry it from the admin or run with --fix")
+        return
+    if step == "email" and status == Step.RUNNING:
+        # The worker died mid-send: the email may have gone out, and it is sent at most once.
+        finding.for_staff("may have been sent before its worker died; check the ESP, then resend")
+        return
+    requeue = onboarding_email_requeue if step == "email" else onboarding_workspace_requeue
+    if requeue(onboarding_id=onboarding.id):
+        finding.repaired(f"{step} step queued again")
+    else:
+        finding.for_staff(f"{step} step changed meanwhile; see the onboarding")
+
+
+@transaction.atomic
+def onboarding_email_requeue(*, onboarding_id: int) -> bool:
+    """Queue a welcome email that is waiting, retrying or failed (never sent) again; False if not."""
+    queued = Onboarding.objects.filter(
+        id=onboarding_id, client__isnull=False, email_status__in=[Step.PENDING, Step.RETRYING, Step.FAILED]
+    ).update(email_status=Step.PENDING, updated=timezone.now())
+    if queued:
+        # A retry or message still pending finds the step claimed or done: the email goes once.
+        enqueue_on_commit(EMAIL_TASK, onboarding_id)
+        activity_record(
+            kind=Kind.EMAIL,
+            summary="Welcome email queued again by reconciliation",
+            onboarding=Onboarding.objects.get(id=onboarding_id),
+        )
+    return bool(queued)
+
+
+@transaction.atomic
+def onboarding_workspace_requeue(*, onboarding_id: int) -> bool:
+    """Queue a workspace step that is waiting, retrying, failed or abandoned again; False if not."""
+    onboarding = Onboarding.objects.select_for_update().get(id=onboarding_id)
+    if onboarding.workspace_status in (Step.FAILED, Step.RETRYING):
+        queued = workspace_retry(onboarding=onboarding)
+    elif onboarding.workspace_status == Step.PENDING or (
+        onboarding.workspace_status == Step.RUNNING and onboarding.updated < timezone.now() - RUNNING_TIMEOUT
+    ):
+        # The task claims a pending step or takes over an abandoned one; a duplicate message is a no-op.
+        enqueue_on_commit(PROVISION_TASK, onboarding_id)
+        queued = True
+    else:
+        queued = False
+    if queued:
+        activity_record(
+            kind=Kind.WORKSPACE,
+            summary="Workspace provisioning queued again by reconciliation",
+            onboarding=onboarding,
+        )
+    return queued
+
+
+# -- (c) webhook deliveries the worker did not finish ----------------------------------------------
+
+
+def failed_webhooks_reconcile(*, report: Reconciliation, fix: Fix, now: datetime) -> None:
+    """Find webhook jobs failed, overdue, lost or abandoned; with `fix`, send them back to the worker."""
+    overdue = now - WEBHOOK_OVERDUE
+    failed = Q(status=JobStatus.FAILED)
+    late = Q(status=JobStatus.RETRYING) & (Q(next_attempt_at__lt=overdue) | Q(next_attempt_at__isnull=True))
+    lost = Q(status=JobStatus.QUEUED, created__lt=overdue, trigger__valid=True, trigger__processed=False)
+    abandoned = Q(status=JobStatus.RUNNING, updated__lt=now - RUNNING_TIMEOUT)
+    jobs = (
+        StripeWebhookJob.objects.filter(created__gte=report.since)
+        .filter(failed | late | lost | abandoned)
+        .order_by("created", "id")
+    )
+    lost_findings = []
+    for job in jobs.iterator():
+        ref = f"job {job.id} ({job.event_type} {job.event_id}, trigger {job.trigger_id})"
+        finding = report.add(Gap.FAILED_WEBHOOK, ref, webhook_job_detail(job, now=now))
+        if fix == Fix.NONE:
+            continue
+        if job.status == JobStatus.QUEUED:
+            lost_findings.append(finding)
+        elif job.status == JobStatus.RUNNING:
+            webhook_job_requeue_abandoned(job_id=job.id)
+            finding.repaired("sent back to the worker, which takes over the abandoned run")
+        elif job.status == JobStatus.FAILED and fix != Fix.ALL:
+            finding.for_staff("gave up after its retries; reprocess it from the admin or run with --fix")
+        elif webhook_job_retry_now(job=job):
+            finding.repaired("sent back to the worker now")
+        else:
+            finding.for_staff("changed meanwhile; see the job")
+    if lost_findings:
+        requeued = webhook_jobs_requeue_stale(older_than=WEBHOOK_OVERDUE)
+        for finding in lost_findings:
+            finding.repaired(f"queue message sent again ({requeued} stale job(s) requeued)")
+
+
+def webhook_job_detail(job: StripeWebhookJob, *, now: datetime) -> str:
+    if job.status == JobStatus.FAILED:
+        return f"failed after {job.attempts} attempt(s): {job.last_error}"
+    if job.status == JobStatus.RETRYING:
+        due = (
+            f"due {job.next_attempt_at:%Y-%m-%d %H:%M}" if job.next_attempt_at else "with no retry scheduled"
+        )
+        return f"retrying, {due} and not run: {job.last_error}"
+    if job.status == JobStatus.QUEUED:
+        return f"queued since {job.created:%Y-%m-%d %H:%M} and never processed (queue message lost)"
+    return f"running since {job.updated:%Y-%m-%d %H:%M}, longer than the queue timeout (worker died)"
+
+
+def webhook_job_requeue_abandoned(*, job_id: int) -> None:
+    """Queue a job whose worker died mid-run; webhook_job_run takes over runs past the queue timeout."""
+    enqueue_on_commit(PROCESS_TASK, job_id)
+
+
+# -- (d) lifetime values that drifted from the payments --------------------------------------------
+
+
+def value_mismatches_reconcile(*, report: Reconciliation, fix: Fix) -> None:
+    """Find clients whose invoiced_value is not the sum of their payments (one query); fix recomputes."""
+    mismatched = (
+        Client.objects.annotate(paid_total=Coalesce(Sum("payments__amount"), 0))
+        .exclude(invoiced_value=F("paid_total"))
+        .order_by("id")
+        .values_list("id", "email", "currency", "invoiced_value", "paid_total")
+    )
+    for client_id, email, currency, invoiced, paid_total in mismatched:
+        finding = report.add(
+            Gap.VALUE_MISMATCH,
+            f"client {client_id} ({email})",
+            f"invoiced_value {format_money(invoiced, currency)} but payments sum to "
+            f"{format_money(paid_total, currency)}",
+        )
+        if fix != Fix.NONE:
+            old, new = client_invoiced_value_recompute(client_id=client_id)
+            finding.repaired(f"set from {format_money(old, currency)} to {format_money(new, currency)}")
+
+
+@transaction.atomic
+def client_invoiced_value_recompute(*, client_id: int, actor=None) -> tuple[int, int]:
+    """Set the client's invoiced_value to the sum of its payments; returns (old, new), on the timeline."""
+    email = Client.objects.values_list("email", flat=True).get(id=client_id)
+    # payment_record adds to the value under this lock; holding it, the sum below sees every payment.
+    lock_name_for_transaction(f"client-email:{email}")
+    client = Client.objects.select_for_update().get(id=client_id)
+    total = Payment.objects.filter(client_id=client_id).aggregate(total=Coalesce(Sum("amount"), 0))["total"]
+    old = client.invoiced_value
+    if total != old:
+        Client.objects.filter(id=client_id).update(invoiced_value=total, updated=timezone.now())
+        activity_record(
+            kind=Kind.PAYMENT,
+            summary=(
+                f"Lifetime value corrected from {format_money(old, client.currency)} "
+                f"to {format_money(total, client.currency)}"
+            ),
+            detail="Recomputed as the sum of the client's recorded payments (reconciliation).",
+            client=client,
+            actor=actor,
+        )
+    return old, total
