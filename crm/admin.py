@@ -20,7 +20,16 @@ from django.utils.html import format_html
 from provisioning.models import Workspace
 
 from . import staff
-from .models import Client, HeldOnboarding, Onboarding, Payment, Service, StripeWebhookJob
+from .models import (
+    BackfillRun,
+    Client,
+    HeldOnboarding,
+    Onboarding,
+    Payment,
+    ReconciliationRun,
+    Service,
+    StripeWebhookJob,
+)
 from .money import format_money
 from .selectors import (
     client_search,
@@ -456,9 +465,6 @@ class StripeWebhookJobAdmin(StaffActionsMixin, admin.ModelAdmin):
         return False
 
 
-from .models import ReconciliationRun  # noqa: E402 - appended with its admin; belongs in the imports above
-
-
 @admin.register(ReconciliationRun)
 class ReconciliationRunAdmin(admin.ModelAdmin):
     """Each reconciliation (daily schedule or command), read-only: the latest result is on top."""
@@ -506,9 +512,6 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
-
-
-from .models import BackfillRun  # noqa: E402 - appended with its admin; belongs in the imports above
 
 
 @admin.register(BackfillRun)

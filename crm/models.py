@@ -6,8 +6,8 @@ class StripeWebhookJob(models.Model):
     """The worker's processing of one verified Stripe webhook delivery (a dj-stripe trigger).
 
     Written in the same transaction as the trigger, so a delivery that Stripe saw answered 200
-    is never lost even if the queue message is: `manage.py webhook_jobs_requeue` (and the
-    reconcile schedule) re-enqueue jobs left queued.
+    is never lost even if the queue message is: the daily reconciliation (and
+    `manage.py reconcile_onboarding --fix`) re-enqueues jobs left queued.
     """
 
     class Status(models.TextChoices):

@@ -1,17 +1,13 @@
 """django-q2 tasks: thin doors into services. Each takes ids, never model instances."""
 
 from .emails import welcome_email_send as welcome_email_service
-from .webhook_jobs import webhook_job_run, webhook_jobs_requeue_stale
+from .reconcile import Fix, reconciliation_run
+from .webhook_jobs import webhook_job_run
 
 
 def webhook_job_process(job_id: int) -> str:
     """Process one verified Stripe webhook delivery."""
     return webhook_job_run(job_id=job_id)
-
-
-def webhook_jobs_requeue() -> int:
-    """Scheduled safety net: re-enqueue verified deliveries whose queue message was lost."""
-    return webhook_jobs_requeue_stale()
 
 
 def welcome_email_send(onboarding_id: int) -> str:
@@ -21,7 +17,5 @@ def welcome_email_send(onboarding_id: int) -> str:
 
 def reconcile_onboarding_daily() -> str:
     """Scheduled: reconcile the last 7 days with the safe repairs; the run is kept for the admin."""
-    from .reconcile import Fix, reconciliation_run
-
     _, report = reconciliation_run(days=7, fix=Fix.SAFE, triggered_by="schedule")
     return report.summary()
