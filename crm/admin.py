@@ -326,8 +326,31 @@ class OnboardingActionsMixin(StaffActionsMixin):
         self.report(request, done, len(queryset), "Workspace steps queued", "not failed or waiting to retry")
 
 
+class PipelineRecordAdmin(admin.ModelAdmin):
+    """Records the pipeline writes (onboardings, payments): never added or deleted by hand,
+    searched through an index-friendly selector, amounts shown in their currency."""
+
+    search = None  # a selector (queryset, term) -> queryset
+    show_full_result_count = False
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip():
+            return queryset, False
+        return self.search(queryset, search_term), False
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj) -> str:
+        return format_money(obj.amount, obj.currency)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Onboarding)
-class OnboardingAdmin(OnboardingActionsMixin, admin.ModelAdmin):
+class OnboardingAdmin(OnboardingActionsMixin, PipelineRecordAdmin):
     list_display = [
         "checkout_session_id",
         "customer_email",
@@ -355,22 +378,7 @@ class OnboardingAdmin(OnboardingActionsMixin, admin.ModelAdmin):
     raw_id_fields = ["client", "service"]
     readonly_fields = [f.name for f in Onboarding._meta.fields]
     actions = ["approve", "reject", "resend_welcome_email", "retry_provisioning"]
-    show_full_result_count = False
-
-    def get_search_results(self, request, queryset, search_term):
-        if not search_term.strip():
-            return queryset, False
-        return onboarding_search(queryset, search_term), False
-
-    @admin.display(description="Amount", ordering="amount")
-    def amount_display(self, obj: Onboarding) -> str:
-        return format_money(obj.amount, obj.currency)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+    search = staticmethod(onboarding_search)
 
 
 @admin.register(HeldOnboarding)
@@ -403,7 +411,7 @@ class ServiceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(PipelineRecordAdmin):
     list_display = ["checkout_session_id", "client", "amount_display", "service", "paid_at"]
     list_select_related = ["client", "service"]
     list_filter = [CurrencyFilter, "service", "livemode", "paid_at"]
@@ -412,22 +420,7 @@ class PaymentAdmin(admin.ModelAdmin):
     search_help_text = "Checkout Session, payment intent or customer id (exact), or the start of an email."
     raw_id_fields = ["client", "service"]
     readonly_fields = [f.name for f in Payment._meta.fields]
-    show_full_result_count = False
-
-    def get_search_results(self, request, queryset, search_term):
-        if not search_term.strip():
-            return queryset, False
-        return payment_search(queryset, search_term), False
-
-    @admin.display(description="Amount", ordering="amount")
-    def amount_display(self, obj: Payment) -> str:
-        return format_money(obj.amount, obj.currency)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+    search = staticmethod(payment_search)
 
 
 @admin.register(StripeWebhookJob)

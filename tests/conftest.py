@@ -23,6 +23,13 @@ from stripe_sandbox.server import StripeSandbox
 from stripe_sandbox.signing import sign_payload
 
 WEBHOOK_SECRET = "whsec_test_secret_for_the_suite"
+CHECKOUT_DEFAULTS = {
+    "email": "ada@example.com",
+    "name": "Ada Lovelace",
+    "service_id": "website-care",
+    "amount": 49900,
+    "currency": "usd",
+}
 
 
 @pytest.fixture(scope="session")
@@ -102,14 +109,7 @@ class Pipeline:
 
     def checkout(self, **fields) -> dict:
         """A paid (or delayed) checkout in the sandbox, undelivered: {"session": …, "events": […]}."""
-        defaults = {
-            "email": "ada@example.com",
-            "name": "Ada Lovelace",
-            "service_id": "website-care",
-            "amount": 49900,
-            "currency": "usd",
-        }
-        result = self.sandbox.create_checkout(**{**defaults, **fields}, deliver=False)
+        result = self.sandbox.create_checkout(**{**CHECKOUT_DEFAULTS, **fields}, deliver=False)
         result["events"] = [self.sandbox.store.get("event", event_id) for event_id in result["events"]]
         return result
 

@@ -14,7 +14,7 @@ import requests
 
 from crm.webhook_endpoints import webhook_endpoint_register
 from stripe_sandbox.signing import sign_payload
-from tests.conftest import WEBHOOK_SECRET
+from tests.conftest import CHECKOUT_DEFAULTS, WEBHOOK_SECRET
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -75,14 +75,7 @@ class LivePipeline:
 
     def pay(self, **fields) -> dict:
         """A paid checkout, its events delivered (not yet worked): the Checkout Session."""
-        defaults = {
-            "email": "ada@example.com",
-            "name": "Ada Lovelace",
-            "service_id": "website-care",
-            "amount": 49900,
-            "currency": "usd",
-        }
-        result = self.sandbox.create_checkout(**{**defaults, **fields}, deliver=False)
+        result = self.sandbox.create_checkout(**{**CHECKOUT_DEFAULTS, **fields}, deliver=False)
         for event_id in result["events"]:
             body = json.dumps(self.sandbox.store.get("event", event_id))
             headers = {
