@@ -214,3 +214,24 @@ def test_any_order_and_repetition_of_the_three_events_gives_one_onboarding(pipel
     assert len(mail.outbox) == 1 and Workspace.objects.count() == 1
     statuses = dict(Onboarding.objects.values_list("customer_email", "status"))
     assert statuses == {"ada@example.com": Status.ONBOARDED, "other@example.com": Status.PAYMENT_FAILED}
+
+
+def test_welcome_email_templates_can_be_overridden_per_service(pipeline, service, settings, tmp_path):
+    override = tmp_path / "emails" / "welcome"
+    override.mkdir(parents=True)
+    (override / "website-care.txt").write_text(
+        "Care plan welcome for {{ client.name }}: {{ set_password_url }}"
+    )
+    (override / "website-care.html").write_text(
+        "<p>Care plan welcome</p><a href='{{ set_password_url }}'>Set</a>"
+    )
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path, *settings.TEMPLATES[0]["DIRS"]]}]
+    ServiceFactory(service_id="seo-audit", name="SEO audit")
+
+    pipeline.pay_and_process(email="care@example.com", name="Carla", service_id="website-care")
+    pipeline.pay_and_process(email="seo@example.com", name="Sam", service_id="seo-audit")
+
+    care, seo = sorted(mail.outbox, key=lambda m: m.to[0])
+    assert care.body.startswith("Care plan welcome for Carla: http://testserver/portal/set-password/")
+    assert "Care plan welcome" in care.alternatives[0][0]
+    assert seo.body.startswith("Hello Sam,") and "SEO audit" in seo.body  # the default template
