@@ -41,6 +41,7 @@ from .services import EMAIL_TASK
 from .webhook_jobs import (
     PROCESS_TASK,
     RUNNING_TIMEOUT,
+    stripe_event_process,
     webhook_job_retry_now,
     webhook_jobs_requeue_stale,
 )
@@ -309,10 +310,7 @@ def missed_checkout_repair(finding: Finding, *, event: dict, processed: bool) ->
 
 def stripe_event_catch_up(*, data: dict) -> Event:
     """Process an event that never reached the webhook, exactly as the worker does for a delivery."""
-    with transaction.atomic():
-        # The same lock as webhook_job_run: a late delivery of this event waits, then finds it processed.
-        lock_name_for_transaction(f"stripe-event:{data['id']}")
-        return Event.process(data, api_key=djstripe_settings.get_default_api_key(data.get("livemode")))
+    return stripe_event_process(data=data)
 
 
 # -- (b) onboardings that did not finish ------------------------------------------------------------

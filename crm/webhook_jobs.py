@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from djstripe.models import WebhookEventTrigger
+from djstripe.models import Event, WebhookEventTrigger
 from djstripe.settings import djstripe_settings
 
 from .locks import lock_name_for_transaction
@@ -54,9 +54,8 @@ def webhook_job_run(*, job_id: int) -> str:
     trigger = job.trigger
     try:
         with transaction.atomic():
-            lock_name_for_transaction(f"stripe-event:{job.event_id}")
-            livemode = trigger.json_body.get("livemode")
-            trigger.process(save=False, api_key=djstripe_settings.get_default_api_key(livemode))
+            trigger.event = stripe_event_process(data=trigger.json_body)
+            trigger.processed, trigger.exception, trigger.traceback = True, "", ""
             trigger.save(update_fields=["event", "processed", "exception", "traceback", "updated"])
     except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried, never dropped
         return webhook_job_record_failure(job=job, trigger=trigger, error=exc)
@@ -65,6 +64,17 @@ def webhook_job_run(*, job_id: int) -> str:
     job.last_error = ""
     job.save(update_fields=["status", "last_error", "updated"])
     return job.status
+
+
+def stripe_event_process(*, data: dict) -> Event:
+    """Process a Stripe event with dj-stripe (retrieve, sync the mirror, fire our receivers) once.
+
+    Deliveries of the same event (duplicates, a reconciliation catch-up) wait on one lock per event
+    id, so the later ones find the Event stored and do nothing.
+    """
+    with transaction.atomic():
+        lock_name_for_transaction(f"stripe-event:{data['id']}")
+        return Event.process(data, api_key=djstripe_settings.get_default_api_key(data.get("livemode")))
 
 
 def webhook_job_record_failure(

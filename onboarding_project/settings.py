@@ -192,7 +192,8 @@ ANYMAIL = {
 REDIS_URL = env_str("REDIS_URL")
 Q_CLUSTER = {
     "name": "onboarding",
-    "workers": int(env_str("Q_WORKERS", "2")),
+    # Tasks mostly wait on Stripe's API or the email provider, so more workers than cores pay off.
+    "workers": int(env_str("Q_WORKERS", "4")),
     # A task that runs longer than this is killed: Stripe calls time out at 20 s, emails at 30 s.
     "timeout": 120,
     # Must exceed timeout, or a task still running would be handed to a second worker.
