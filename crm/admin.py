@@ -20,6 +20,7 @@ from django.utils.html import format_html
 from provisioning.models import Workspace
 
 from . import staff
+from .admin_stripe import ReadOnlyAdminMixin
 from .models import (
     BackfillRun,
     Client,
@@ -424,7 +425,7 @@ class PaymentAdmin(PipelineRecordAdmin):
 
 
 @admin.register(StripeWebhookJob)
-class StripeWebhookJobAdmin(StaffActionsMixin, admin.ModelAdmin):
+class StripeWebhookJobAdmin(StaffActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "event_id",
         "event_type",
@@ -448,18 +449,9 @@ class StripeWebhookJobAdmin(StaffActionsMixin, admin.ModelAdmin):
         done = sum(staff.webhook_reprocess(job=job, actor=request.user) for job in queryset)
         self.report(request, done, len(queryset), "Sent back to the worker", "already processed or running")
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(ReconciliationRun)
-class ReconciliationRunAdmin(admin.ModelAdmin):
+class ReconciliationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Each reconciliation (daily schedule or command), read-only: the latest result is on top."""
 
     list_display = [
@@ -497,29 +489,11 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
         ("Report", {"fields": ["report", "error"]}),
     ]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(BackfillRun)
-class BackfillRunAdmin(admin.ModelAdmin):
+class BackfillRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """`manage.py backfill_onboarding` runs and their checkpoints; read-only (the command writes them)."""
 
     list_display = ["id", "since", "window_end", "service_ref", "no_email", "status", "pages", "started"]
     list_filter = ["status", "no_email"]
     readonly_fields = [f.name for f in BackfillRun._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

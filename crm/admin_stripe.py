@@ -9,7 +9,9 @@ from django.apps import apps
 from django.contrib import admin
 
 
-class ReadOnlyMirrorMixin:
+class ReadOnlyAdminMixin:
+    """Records written by the system (Stripe's mirror, runs, jobs): viewed in the admin, never edited."""
+
     def has_add_permission(self, request, *args) -> bool:
         return False
 
@@ -19,8 +21,10 @@ class ReadOnlyMirrorMixin:
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+
+class ReadOnlyMirrorMixin(ReadOnlyAdminMixin):
     def get_actions(self, request):
-        return {}
+        return {}  # dj-stripe's "sync" actions call the Stripe API from a request
 
 
 def make_stripe_mirror_read_only(site: admin.AdminSite) -> None:
