@@ -243,10 +243,21 @@ def backfill_run_open(
         run.last_error = ""
         run.save(update_fields=["starts", "status", "last_error", "updated"])
         return run
+    run = backfill_run_new(
+        since=since, until=until, service_ref=service_ref, no_email=no_email, livemode=livemode
+    )
+    run.save()
+    return run
+
+
+def backfill_run_new(
+    *, since: datetime, until: datetime | None, service_ref: str, no_email: bool, livemode: bool
+) -> BackfillRun:
+    """A run over [since, until or now), not saved yet."""
     window_end = until or timezone.now().replace(microsecond=0)
     if window_end <= since:
         raise BackfillError(f"Nothing to do: --since {since:%Y-%m-%d} is not before {window_end:%Y-%m-%d}.")
-    return BackfillRun.objects.create(
+    return BackfillRun(
         since=since,
         until=until,
         window_end=window_end,
@@ -276,22 +287,15 @@ def onboarding_backfill(
     """
     started = time.monotonic()
     livemode = bool(settings.STRIPE_LIVE_MODE)
-    if dry_run:
-        window_end = until or timezone.now().replace(microsecond=0)
-        # Never saved; a dry run walks the whole window and leaves checkpoints alone.
-        run = BackfillRun(
-            since=since,
-            until=until,
-            window_end=window_end,
-            service_ref=service_ref,
-            no_email=no_email,
-            livemode=livemode,
-            counts=counts_new(),
-        )
-    else:
-        run = backfill_run_open(
-            since=since, until=until, service_ref=service_ref, no_email=no_email, livemode=livemode
-        )
+    arguments = {
+        "since": since,
+        "until": until,
+        "service_ref": service_ref,
+        "no_email": no_email,
+        "livemode": livemode,
+    }
+    # A dry run's run is never saved: it walks the whole window and leaves checkpoints alone.
+    run = backfill_run_new(**arguments) if dry_run else backfill_run_open(**arguments)
     walk = _Walk(
         run=run,
         dry_run=dry_run,

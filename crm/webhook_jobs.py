@@ -24,9 +24,8 @@ MAX_ATTEMPTS = 8
 RUNNING_TIMEOUT = timedelta(seconds=settings.Q_CLUSTER["timeout"])
 
 
-def webhook_job_create(*, trigger: WebhookEventTrigger) -> StripeWebhookJob:
-    """Record a verified delivery for the worker and enqueue it once the trigger is committed."""
-    event = trigger.json_body
+def webhook_job_create(*, trigger: WebhookEventTrigger, event: dict) -> StripeWebhookJob:
+    """Record a verified delivery for the worker and queue it in the same transaction as the trigger."""
     job = StripeWebhookJob.objects.create(trigger=trigger, event_id=event["id"], event_type=event["type"])
     enqueue_on_commit(PROCESS_TASK, job.id)
     return job

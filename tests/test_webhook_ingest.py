@@ -7,6 +7,7 @@ import pytest
 from django_q.models import OrmQ, Schedule
 from djstripe.models import Customer, Event, PaymentIntent, Session, WebhookEventTrigger
 
+from crm import stripe_client
 from crm.models import StripeWebhookJob
 from crm.webhook_jobs import MAX_ATTEMPTS, webhook_job_retry_now, webhook_job_run
 from stripe_sandbox.signing import sign_payload
@@ -165,12 +166,21 @@ def test_unknown_endpoint_is_404(client, db):
     assert response.status_code == 404
 
 
-@pytest.mark.parametrize("fault", ["http_500", "http_429", "timeout"])
-def test_stripe_failing_during_processing_is_recorded_then_retried(pipeline, sandbox, settings, fault):
+@pytest.fixture
+def short_stripe_timeout(settings):
+    """A 1 s Stripe client timeout for this test, and the configured one back afterwards."""
+    configured = settings.STRIPE_API_TIMEOUT
     settings.STRIPE_API_TIMEOUT = 1
-    from crm import stripe_client
-
     stripe_client.configure()
+    yield
+    settings.STRIPE_API_TIMEOUT = configured
+    stripe_client.configure()
+
+
+@pytest.mark.parametrize("fault", ["http_500", "http_429", "timeout"])
+def test_stripe_failing_during_processing_is_recorded_then_retried(
+    pipeline, sandbox, short_stripe_timeout, fault
+):
     event = pipeline.checkout()["events"][0]
     pipeline.deliver(event)
     sandbox.set_fault("*", fault, seconds=3)
@@ -189,8 +199,6 @@ def test_stripe_failing_during_processing_is_recorded_then_retried(pipeline, san
     assert webhook_job_run(job_id=job.id) == "succeeded"  # what the scheduled retry runs
     job.refresh_from_db()
     assert job.attempts == 2 and Event.objects.filter(id=event["id"]).exists()
-    settings.STRIPE_API_TIMEOUT = 20
-    stripe_client.configure()
 
 
 def test_job_gives_up_after_max_attempts_and_staff_can_retry(pipeline, sandbox):
