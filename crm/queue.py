@@ -7,7 +7,7 @@ from django.db import transaction
 from django_q.tasks import async_task
 
 
-def enqueue_on_commit(func: str, *args: int) -> None:
+def enqueue_transactionally(func: str, *args: int) -> None:
     """Queue `func(*args)` for the worker as part of the current transaction's outcome.
 
     With the ORM broker the queue is a table in the same database, so the task row is written in

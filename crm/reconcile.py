@@ -36,7 +36,7 @@ from .activity import Kind, activity_record
 from .locks import lock_name_for_transaction
 from .models import Client, Onboarding, Payment, ReconciliationRun, StripeWebhookJob
 from .money import format_money
-from .queue import enqueue_on_commit
+from .queue import enqueue_transactionally
 from .services import EMAIL_TASK
 from .webhook_jobs import (
     PROCESS_TASK,
@@ -384,7 +384,7 @@ def onboarding_email_requeue(*, onboarding_id: int) -> bool:
     ).update(email_status=Step.PENDING, updated=timezone.now())
     if queued:
         # A retry or message still pending finds the step claimed or done: the email goes once.
-        enqueue_on_commit(EMAIL_TASK, onboarding_id)
+        enqueue_transactionally(EMAIL_TASK, onboarding_id)
         activity_record(
             kind=Kind.EMAIL,
             summary="Welcome email queued again by reconciliation",
@@ -403,7 +403,7 @@ def onboarding_workspace_requeue(*, onboarding_id: int) -> bool:
         onboarding.workspace_status == Step.RUNNING and onboarding.updated < timezone.now() - RUNNING_TIMEOUT
     ):
         # The task claims a pending step or takes over an abandoned one; a duplicate message is a no-op.
-        enqueue_on_commit(PROVISION_TASK, onboarding_id)
+        enqueue_transactionally(PROVISION_TASK, onboarding_id)
         queued = True
     else:
         queued = False
@@ -469,7 +469,7 @@ def webhook_job_detail(job: StripeWebhookJob, *, now: datetime) -> str:
 
 def webhook_job_requeue_abandoned(*, job_id: int) -> None:
     """Queue a job whose worker died mid-run; webhook_job_run takes over runs past the queue timeout."""
-    enqueue_on_commit(PROCESS_TASK, job_id)
+    enqueue_transactionally(PROCESS_TASK, job_id)
 
 
 # -- (d) lifetime values that drifted from the payments --------------------------------------------

@@ -20,7 +20,7 @@ from .activity import Kind, activity_record
 from .locks import lock_name_for_transaction
 from .models import Activity, Client, Onboarding, Payment, Service
 from .money import format_money
-from .queue import enqueue_on_commit
+from .queue import enqueue_transactionally
 
 logger = logging.getLogger(__name__)
 
@@ -223,9 +223,9 @@ def onboarding_start(
             onboarding=onboarding,
         )
     if onboarding.email_status == Step.PENDING:
-        enqueue_on_commit(EMAIL_TASK, onboarding.id)
+        enqueue_transactionally(EMAIL_TASK, onboarding.id)
     if onboarding.workspace_status == Step.PENDING:
-        enqueue_on_commit(WORKSPACE_TASK, onboarding.id)
+        enqueue_transactionally(WORKSPACE_TASK, onboarding.id)
     return onboarding
 
 

@@ -12,7 +12,7 @@ from provisioning.services import workspace_retry
 from .activity import Kind, activity_record
 from .locks import lock_name_for_transaction
 from .models import Client, Onboarding, StripeWebhookJob
-from .queue import enqueue_on_commit
+from .queue import enqueue_transactionally
 from .services import EMAIL_TASK, SessionFacts, onboarding_start
 from .webhook_jobs import webhook_job_retry_now
 
@@ -41,7 +41,7 @@ def onboarding_approve(*, onboarding: Onboarding, actor) -> str:
             Step.PENDING,
         )
         onboarding.save(update_fields=["status", "held_reason", "email_status", "updated"])
-        enqueue_on_commit(EMAIL_TASK, onboarding.id)
+        enqueue_transactionally(EMAIL_TASK, onboarding.id)
         activity_record(
             kind=Kind.STAFF,
             summary="Approved: welcome email queued again",
@@ -86,7 +86,7 @@ def welcome_email_resend(*, onboarding: Onboarding, actor) -> bool:
         id=onboarding.id, client__isnull=False, email_status__in=resendable
     ).update(email_status=Step.PENDING, updated=timezone.now())
     if queued:
-        enqueue_on_commit(EMAIL_TASK, onboarding.id)
+        enqueue_transactionally(EMAIL_TASK, onboarding.id)
         activity_record(
             kind=Kind.STAFF, summary="Welcome email resend requested", onboarding=onboarding, actor=actor
         )

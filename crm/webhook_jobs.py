@@ -13,7 +13,7 @@ from djstripe.settings import djstripe_settings
 
 from .locks import lock_name_for_transaction
 from .models import StripeWebhookJob
-from .queue import enqueue_on_commit
+from .queue import enqueue_transactionally
 from .retry import retry_schedule
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ RUNNING_TIMEOUT = timedelta(seconds=settings.Q_CLUSTER["timeout"])
 def webhook_job_create(*, trigger: WebhookEventTrigger, event: dict) -> StripeWebhookJob:
     """Record a verified delivery for the worker and queue it in the same transaction as the trigger."""
     job = StripeWebhookJob.objects.create(trigger=trigger, event_id=event["id"], event_type=event["type"])
-    enqueue_on_commit(PROCESS_TASK, job.id)
+    enqueue_transactionally(PROCESS_TASK, job.id)
     return job
 
 
@@ -102,7 +102,7 @@ def webhook_job_retry_now(*, job: StripeWebhookJob) -> bool:
         id=job.id, status__in=[StripeWebhookJob.Status.FAILED, StripeWebhookJob.Status.RETRYING]
     ).update(status=StripeWebhookJob.Status.QUEUED, next_attempt_at=None)
     if requeued:
-        enqueue_on_commit(PROCESS_TASK, job.id)
+        enqueue_transactionally(PROCESS_TASK, job.id)
     return bool(requeued)
 
 
@@ -113,6 +113,6 @@ def webhook_jobs_requeue_stale(*, older_than: timedelta = timedelta(minutes=10))
     ).values_list("id", flat=True)
     count = 0
     for job_id in stale.iterator():
-        enqueue_on_commit(PROCESS_TASK, job_id)
+        enqueue_transactionally(PROCESS_TASK, job_id)
         count += 1
     return count

@@ -11,7 +11,7 @@ from django.utils import timezone
 from crm.activity import Kind, activity_record
 from crm.locks import lock_name_for_transaction
 from crm.models import Onboarding
-from crm.queue import enqueue_on_commit
+from crm.queue import enqueue_transactionally
 from crm.retry import retry_schedule
 from crm.services import onboarding_finish_if_done
 
@@ -129,7 +129,7 @@ def workspace_retry(*, onboarding: Onboarding) -> bool:
         id=onboarding.id, workspace_status__in=[Step.FAILED, Step.RETRYING]
     ).update(workspace_status=Step.PENDING, updated=timezone.now())
     if requeued:
-        enqueue_on_commit(PROVISION_TASK, onboarding.id)
+        enqueue_transactionally(PROVISION_TASK, onboarding.id)
     return bool(requeued)
 
 
