@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://root@127.0.0.1:5432/onboarding_bench"
 WEBHOOK_SECRET = "whsec_bench_local_only_secret"
+# Written by the reference endpoint of bench/ingest_floor_urls.py; created and dropped by the bench.
+FLOOR_TABLE = "bench_ingest_floor"
 
 # Production settings (DJANGO_DEBUG=0) with the secrets they insist on, and no HTTPS redirect
 # because the bench speaks plain HTTP to 127.0.0.1. `testserver` is for django.test.Client.

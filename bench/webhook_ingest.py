@@ -11,6 +11,11 @@ distinct event id and a fresh signature. Also counts SQL queries per webhook in-
 one valid WebhookEventTrigger and one StripeWebhookJob. The django-q worker is not running, so
 jobs accumulate; the rows this run created are deleted at the end unless --keep.
 
+The same server also serves two bench-only reference endpoints (bench/ingest_floor_urls.py):
+signature check only, and signature check plus one raw INSERT of the delivery. They are measured
+in the same rounds and show how much of the gap to the trivial view any durable ingest pays on
+this machine, and how much is the app's own.
+
 Prints figures as it goes; the last line is one JSON object with all of them.
 """
 
@@ -29,6 +34,8 @@ from collections import Counter
 
 import benchlib
 from benchlib import log, percentile, rounded
+
+BENCH = benchlib.REPO / "bench"
 
 USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
 ID_PLACEHOLDER = "evt_BENCH_ID_PLACEHOLDER"
@@ -227,6 +234,34 @@ def measure_queries(bodies: WebhookBodies, path: str, samples: int) -> dict:
     return {"counts": counts, "wire": wire, "statements": statements, "deliveries_2xx": ok}
 
 
+def floor_database_url(database_url: str) -> str:
+    """The reference endpoint's own database, beside the app's on the same server."""
+    return f"{database_url}_floor"
+
+
+def floor_table_create(url: str) -> None:
+    import psycopg
+
+    benchlib.ensure_database(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {benchlib.FLOOR_TABLE} (id bigserial PRIMARY KEY, "
+            "event_id text NOT NULL, body text NOT NULL, headers jsonb NOT NULL, "
+            "received timestamptz NOT NULL DEFAULT now())"
+        )
+        conn.execute(f"TRUNCATE {benchlib.FLOOR_TABLE}")
+
+
+def floor_table_rows(url: str, drop: bool = False) -> int:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(f"SELECT count(*) FROM {benchlib.FLOOR_TABLE}").fetchone()[0]  # noqa: S608
+        if drop:
+            conn.execute(f"DROP TABLE {benchlib.FLOOR_TABLE}")
+    return rows
+
+
 def real_event() -> dict:
     """A real checkout.session.completed event from an in-process sandbox (never delivered)."""
     from stripe_sandbox.server import StripeSandbox
@@ -314,6 +349,7 @@ def main() -> int:
     sample_body, _ = bodies.next()
     log(f"webhook endpoint {path}; body {len(sample_body)} bytes (checkout.session.completed)")
 
+    floor_url = None
     try:
         # 1. SQL per webhook, in-process, against the same database.
         queries = measure_queries(bodies, path, args.query_samples)
@@ -338,20 +374,39 @@ def main() -> int:
         figures["queries_sql"] = [s[:120] for s in queries["statements"]]
         figures["queries_goal_met"] = per_webhook <= 6
 
-        def webhook_request():
-            body, signature = bodies.next()
-            headers = {
-                "Content-Type": "application/json; charset=utf-8",
-                "Stripe-Signature": signature,
-                "User-Agent": USER_AGENT,
-            }
-            return "POST", path, body.encode(), headers
+        def signed_post(url_path: str):
+            def make():
+                body, signature = bodies.next()
+                headers = {
+                    "Content-Type": "application/json; charset=utf-8",
+                    "Stripe-Signature": signature,
+                    "User-Agent": USER_AGENT,
+                }
+                return "POST", url_path, body.encode(), headers
+
+            return make
 
         def healthz_request():
             return "GET", "/healthz/", None, {}
 
+        phases = {
+            "healthz": healthz_request,
+            "verify": signed_post("/bench/floor/verify/"),
+            "floor": signed_post("/bench/floor/write/"),
+            "webhook": signed_post(path),
+        }
+        floor_url = floor_database_url(database_url)
+        floor_table_create(floor_url)
+        # The app's settings plus the reference endpoints (bench/ingest_floor_settings.py).
+        server_env = {
+            **env,
+            "DJANGO_SETTINGS_MODULE": "ingest_floor_settings",
+            "PYTHONPATH": str(BENCH),
+            "BENCH_FLOOR_DATABASE_URL": floor_url,
+        }
+
         with benchlib.Children("bench-ingest-") as children:
-            children.spawn("gunicorn", benchlib.gunicorn_args(port, args.workers), env)
+            children.spawn("gunicorn", benchlib.gunicorn_args(port, args.workers), server_env)
             benchlib.wait_http(f"http://127.0.0.1:{port}/healthz/", children)
             log(
                 f"\ngunicorn: {args.workers} sync workers on 127.0.0.1:{port}; "
@@ -364,36 +419,37 @@ def main() -> int:
 
                 with connection.cursor() as cursor:
                     cursor.execute(
-                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND pid <> pg_backend_pid()"
+                        "SELECT pid FROM pg_stat_activity WHERE datname IN (current_database(), %s) "
+                        "AND pid <> pg_backend_pid()",
+                        [floor_url.rsplit("/", 1)[-1]],
                     )
                     backends = [row[0] for row in cursor.fetchall()]
                 return {"gunicorn": benchlib.child_pids(gunicorn_pid), "postgres": backends}
 
             pg_before = pg_counters()
 
-            total_2xx_webhooks = 0
+            total_2xx_webhooks = total_2xx_floor = 0
             log(f"warm-up {args.warmup:g} s each:")
-            for label, make in (("healthz", healthz_request), ("webhook", webhook_request)):
+            for label, make in phases.items():
                 result = load(port, make, args.warmup, args.concurrency, cpu_groups)
                 print_phase(f"{label} (warm-up)", result)
-                if label == "webhook":
-                    total_2xx_webhooks += result["ok"]
+                total_2xx_webhooks += result["ok"] if label == "webhook" else 0
+                total_2xx_floor += result["ok"] if label == "floor" else 0
 
-            parts = {"healthz": [], "webhook": []}
+            parts = {label: [] for label in phases}
             slice_seconds = args.seconds / args.rounds
             log(
                 f"measuring {args.seconds:g} s each, alternating in "
                 f"{args.rounds} rounds of {slice_seconds:g} s:"
             )
             for number in range(1, args.rounds + 1):
-                for label, make in (("healthz", healthz_request), ("webhook", webhook_request)):
+                for label, make in phases.items():
                     children.check_alive()
                     result = load(port, make, slice_seconds, args.concurrency, cpu_groups)
                     print_phase(f"{label} round {number}", result)
                     parts[label].append(result)
-                    if label == "webhook":
-                        total_2xx_webhooks += result["ok"]
+                    total_2xx_webhooks += result["ok"] if label == "webhook" else 0
+                    total_2xx_floor += result["ok"] if label == "floor" else 0
 
             children.stop_all()  # closes the workers' connections, which flushes their statistics
             time.sleep(0.5)
@@ -401,9 +457,11 @@ def main() -> int:
 
         trivial = summarise("GET /healthz/", parts["healthz"])
         webhook = summarise("POST /stripe/webhook/<uuid>/", parts["webhook"])
+        verify_only = summarise("POST /bench/floor/verify/", parts["verify"])
+        floor = summarise("POST /bench/floor/write/", parts["floor"])
         ratio = webhook["rps"] / trivial["rps"] if trivial["rps"] else None
         log("\nresults:")
-        for result in (webhook, trivial):
+        for result in (webhook, floor, verify_only, trivial):
             log(
                 f"  {result['endpoint']:<30} {result['rps']:8.1f} rps  p50 {result['p50_ms']:6.2f} ms  "
                 f"p99 {result['p99_ms']:7.2f} ms  ({result['requests_2xx']} x 2xx in {result['seconds']} s,"
@@ -415,6 +473,12 @@ def main() -> int:
                 f"{cpu['postgres']:.2f}, load generator {cpu['client']:.2f}"
             )
         log(f"  ratio webhook/trivial: {ratio:.2f} (goal >= 0.5: {'MET' if ratio >= 0.5 else 'MISSED'})")
+        floor_ratio = floor["rps"] / trivial["rps"]
+        log(
+            f"  reference: signature check only/trivial {verify_only['rps'] / trivial['rps']:.2f}; "
+            f"signature check + one raw INSERT/trivial {floor_ratio:.2f} (the best a durable ingest "
+            f"reaches here); webhook/that floor {webhook['rps'] / floor['rps']:.2f}"
+        )
         log(f"  queries per webhook: {per_webhook} (goal <= 6: {'MET' if per_webhook <= 6 else 'MISSED'})")
         xacts = (pg_after["xacts"] - pg_before["xacts"]) / total_2xx_webhooks if total_2xx_webhooks else None
         inserted = (
@@ -431,6 +495,11 @@ def main() -> int:
             healthz=trivial,
             ratio_webhook_to_trivial=rounded(ratio, 3),
             ratio_goal_met=bool(ratio and ratio >= 0.5),
+            floor_verify=verify_only,
+            floor_write=floor,
+            ratio_floor_verify_to_trivial=rounded(verify_only["rps"] / trivial["rps"], 3),
+            ratio_floor_write_to_trivial=rounded(floor_ratio, 3),
+            ratio_webhook_to_floor_write=rounded(webhook["rps"] / floor["rps"], 3),
             pg_xacts_per_webhook=rounded(xacts, 2),
             pg_rows_inserted_per_webhook=rounded(inserted, 2),
         )
@@ -444,10 +513,16 @@ def main() -> int:
             f"triggers, {check['valid_triggers_without_job']} triggers without a job -> "
             f"{'OK' if check['ok'] else 'MISMATCH'}"
         )
+        floor_rows = floor_table_rows(floor_url)
+        check["floor_2xx"], check["floor_rows"] = total_2xx_floor, floor_rows
+        check["ok"] = check["ok"] and floor_rows == total_2xx_floor
+        log(f"reference endpoint: {total_2xx_floor} answered 2xx, {floor_rows} rows stored")
         figures["correctness"] = check
     finally:
         if not args.keep:  # also after an error or Ctrl-C, so runs do not pile up rows
             triggers, tasks = cleanup_rows(first_trigger_id, run_prefix, first_ormq_id)
+            if floor_url:
+                floor_table_rows(floor_url, drop=True)
             log(f"cleanup: deleted {triggers} triggers (and their jobs) and {tasks} queued tasks of this run")
     figures["elapsed_seconds"] = rounded(time.monotonic() - started, 1)
     benchlib.emit_json(figures)
