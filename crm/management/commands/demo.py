@@ -94,6 +94,9 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             self.stdout.write("\nStopping.")
         finally:
+            # Stopping takes a few seconds; a second Ctrl-C must not leave the children running.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             for child in children:
                 child.terminate()
             for child in children:

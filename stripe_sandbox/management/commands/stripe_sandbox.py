@@ -31,4 +31,8 @@ class Command(BaseCommand):
 
 
 def _interrupt(signum, frame):
+    # Once: a second signal (Ctrl-C reaches the whole process group, then `demo` sends SIGTERM)
+    # must not interrupt the shutdown itself with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
