@@ -22,7 +22,7 @@ DEMO_SECRET = "whsec_demo_offline_sandbox_secret"  # noqa: S105 - the offline de
 DEMO_SERVICE = ("website-care", "Website Care Plan")
 
 
-def stop_on_sigterm(signum, frame) -> None:
+def stop_on_signal(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
@@ -56,8 +56,10 @@ class Command(BaseCommand):
         Service.objects.get_or_create(service_id=DEMO_SERVICE[0], defaults={"name": DEMO_SERVICE[1]})
 
         children = []
-        # Stop the sandbox, worker and web server on SIGTERM too, not only on Ctrl-C.
-        signal.signal(signal.SIGTERM, stop_on_sigterm)
+        # Stop the sandbox, worker and web server on Ctrl-C (even if SIGINT was inherited as
+        # ignored, as in a background job) and on SIGTERM.
+        signal.signal(signal.SIGINT, stop_on_signal)
+        signal.signal(signal.SIGTERM, stop_on_signal)
         try:
             self.step(f"Starting the Stripe sandbox on {sandbox_url}")
             children.append(self.spawn(["stripe_sandbox", "--port", str(opts["sandbox_port"])], env))
