@@ -26,6 +26,10 @@ def stop_on_signal(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def ignore_signal(signum, frame) -> None:
+    """While stopping; unlike SIG_IGN, a signal already pending does not raise OSError."""
+
+
 class Command(BaseCommand):
     help = "Run the offline demo: Stripe sandbox, worker, web server and one paid checkout."
 
@@ -97,8 +101,8 @@ class Command(BaseCommand):
             self.stdout.write("\nStopping.")
         finally:
             # Stopping takes a few seconds; a second Ctrl-C must not leave the children running.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, ignore_signal)
+            signal.signal(signal.SIGTERM, ignore_signal)
             for child in children:
                 child.terminate()
             for child in children:

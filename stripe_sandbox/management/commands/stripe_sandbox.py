@@ -33,6 +33,12 @@ class Command(BaseCommand):
 def _interrupt(signum, frame):
     # Once: a second signal (Ctrl-C reaches the whole process group, then `demo` sends SIGTERM)
     # must not interrupt the shutdown itself with a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # A no-op handler rather than SIG_IGN: a signal already pending would otherwise surface as
+    # "OSError: Signal 15 ignored due to race condition".
+    signal.signal(signal.SIGINT, _ignore)
+    signal.signal(signal.SIGTERM, _ignore)
     raise KeyboardInterrupt
+
+
+def _ignore(signum, frame):
+    pass
