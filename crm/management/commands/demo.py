@@ -1,5 +1,6 @@
 """`make demo`: the whole pipeline offline, from nothing, then keep serving until Ctrl-C."""
 
+import contextlib
 import os
 import secrets
 import signal
@@ -24,6 +25,12 @@ DEMO_SERVICE = ("website-care", "Website Care Plan")
 
 def stop_on_signal(signum, frame) -> None:
     raise KeyboardInterrupt
+
+
+def signal_group(child: subprocess.Popen, signum: int) -> None:
+    """Signal a child started in its own process group, and the processes it started."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signum)
 
 
 def ignore_signal(signum, frame) -> None:
@@ -104,19 +111,21 @@ class Command(BaseCommand):
             signal.signal(signal.SIGINT, ignore_signal)
             signal.signal(signal.SIGTERM, ignore_signal)
             for child in children:
-                child.terminate()
+                signal_group(child, signal.SIGTERM)
             for child in children:
                 try:
-                    child.wait(timeout=10)
+                    child.wait(timeout=15)
                 except subprocess.TimeoutExpired:
-                    child.kill()
+                    signal_group(child, signal.SIGKILL)  # with its worker processes, none orphaned
 
     def step(self, text: str) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING(f"==> {text}"))
 
     def spawn(self, args: list[str], env: dict) -> subprocess.Popen:
         manage = Path(settings.BASE_DIR) / "manage.py"
-        return subprocess.Popen([sys.executable, str(manage), *args], env=env)
+        # Its own process group: Ctrl-C reaches only this command, which stops each child once
+        # (a qcluster signalled twice, by the terminal and then by us, could hang while stopping).
+        return subprocess.Popen([sys.executable, str(manage), *args], env=env, start_new_session=True)
 
     def wait_for(self, url: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

@@ -1,0 +1,109 @@
+"""`manage.py demo` (what `make demo` runs): onboards a paid checkout, then Ctrl-C stops it all."""
+
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from crm.models import Onboarding
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (from /proc), whatever its process group or session."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def read_until(proc: subprocess.Popen, text: str, timeout: float) -> str:
+    output, deadline = "", time.monotonic() + timeout
+    while time.monotonic() < deadline and text not in output:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
+            output += line
+    assert text in output, f"{text!r} not printed within {timeout:.0f} s:\n{output[-6000:]}"
+    return output
+
+
+def test_demo_onboards_then_ctrl_c_stops_every_process(tmp_path):
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("needs the PostgreSQL test database (as in CI), which the demo's processes share")
+    database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "EMAIL_FILE_PATH": str(tmp_path / "mail"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    # Its own process group, like a terminal's foreground job: Ctrl-C signals the whole group.
+    demo = subprocess.Popen(
+        [sys.executable, "manage.py", "demo", "--port", str(free_port()), "--sandbox-port", str(free_port())],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    children: set[int] = set()
+    try:
+        output = read_until(demo, "Serving. Press Ctrl-C to stop.", timeout=120)
+        assert "Onboarded" in output
+        assert Onboarding.objects.get().status == Onboarding.Status.ONBOARDED
+        children = descendants(demo.pid)
+        assert len(children) >= 3  # sandbox, worker (with its processes), web server
+
+        os.killpg(demo.pid, signal.SIGINT)
+        rest, _ = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:  # the test failed: leave nothing behind to poll the test database
+            for pid in descendants(demo.pid) | {demo.pid}:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(running(pid) for pid in children):
+        time.sleep(0.2)
+    assert not [pid for pid in children if running(pid)], "demo left processes running after Ctrl-C"
+    assert demo.returncode == 0, rest[-3000:]
+    assert "Stopping." in rest
+    assert "Traceback" not in rest
