@@ -12,9 +12,9 @@ transaction as the trigger.
 
 import json
 import logging
+import re
 import time
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_ipv46_address
 from django.db import transaction
@@ -24,6 +24,7 @@ from djstripe.models import WebhookEndpoint, WebhookEventTrigger
 from djstripe.models.webhooks import get_remote_ip
 from djstripe.views import ProcessWebhookView
 
+from .models import StripeWebhookJob
 from .webhook_jobs import webhook_job_create
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,11 @@ logger = logging.getLogger(__name__)
 # What ingest reads of the endpoint. The whole row also holds Stripe's JSON (stripe_data,
 # metadata), whose decoding cost about a sixth of a webhook's CPU (bench/webhook_ingest.py).
 ENDPOINT_FIELDS = ("id", "secret", "djstripe_tolerance", "djstripe_owner_account")
+# Stripe's ids are letters, digits and underscores (dj-stripe's StripeIdField: 255 characters);
+# event types are dotted lowercase names (our StripeWebhookJob.event_type: 250 characters).
+EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,251}")
+EVENT_TYPE = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)*")
+EVENT_TYPE_MAX_LENGTH = StripeWebhookJob._meta.get_field("event_type").max_length
 
 
 def signature_timestamp(header: str) -> int | None:
@@ -57,16 +63,22 @@ def parse_event(body: bytes) -> tuple[dict | None, str | None]:
         return None, "body is not a Stripe event"
     if not isinstance(payload.get("type"), str) or not isinstance(payload.get("livemode"), bool):
         return None, "event has no type or livemode"
+    # Both are stored in columns (dj-stripe's Event.id, our job's event_type) that hold no more,
+    # and PostgreSQL text holds no NUL: a signed body with anything else must be a 400, not a 500.
+    if not EVENT_ID.fullmatch(payload["id"]):
+        return None, "event id is not a Stripe id"
+    if len(payload["type"]) > EVENT_TYPE_MAX_LENGTH or not EVENT_TYPE.fullmatch(payload["type"]):
+        return None, "event type is not a Stripe event type"
     data = payload.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         return None, "event has no data.object"
     return payload, None
 
 
-def timestamp_problem(request: HttpRequest) -> str | None:
+def timestamp_problem(request: HttpRequest, *, tolerance: int) -> str | None:
     """A check dj-stripe does not make: stripe-python only rejects old signatures, not future ones."""
     timestamp = signature_timestamp(request.headers["stripe-signature"])
-    if timestamp is not None and timestamp > time.time() + settings.STRIPE_WEBHOOK_TOLERANCE:
+    if timestamp is not None and timestamp > time.time() + tolerance:
         return "signature timestamp is in the future"
     return None
 
@@ -82,7 +94,8 @@ class StripeWebhookView(ProcessWebhookView):
         endpoint = get_object_or_404(WebhookEndpoint.objects.only(*ENDPOINT_FIELDS), djstripe_uuid=uuid)
         trigger = trigger_from_request(request, endpoint=endpoint)
 
-        problem = timestamp_problem(request)
+        # The same window both ways: the endpoint's tolerance (300 s, Stripe's default).
+        problem = timestamp_problem(request, tolerance=endpoint.djstripe_tolerance)
         event = None
         if problem is None:
             event, problem = parse_event(request.body)

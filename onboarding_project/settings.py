@@ -171,8 +171,8 @@ STRIPE_API_VERSION = "2026-05-27.dahlia"
 STRIPE_API_TIMEOUT = float(env_str("STRIPE_API_TIMEOUT", "20"))
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
-# Replay window, both directions: stripe-python rejects old signatures, we also reject future ones.
-STRIPE_WEBHOOK_TOLERANCE = 300
+# Replay window: each endpoint's djstripe_tolerance (Stripe's 300 s unless changed), applied both
+# ways: stripe-python rejects older signatures, crm.webhooks also rejects ones from the future.
 
 # --- Onboarding --------------------------------------------------------------------------------
 ONBOARDING_CURRENCIES = [c.lower() for c in env_list("ONBOARDING_CURRENCIES", "usd,eur,gbp,jpy")]

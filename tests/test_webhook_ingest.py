@@ -124,6 +124,39 @@ def test_a_signed_body_that_is_not_a_stripe_event_gets_400_never_500(webhook_end
     assert WebhookEventTrigger.objects.filter(valid=False).count() == 1
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("id", "evt_" + "a" * 252),  # longer than dj-stripe's Event.id column
+        ("id", "evt_\x00abc"),  # PostgreSQL text cannot hold NUL (sent as \u0000 in the JSON)
+        ("id", "evt_ spaced"),
+        ("type", "checkout.session." + "x" * 240),  # longer than StripeWebhookJob.event_type
+        ("type", "checkout.\x00session"),
+        ("type", ""),
+    ],
+)
+def test_a_signed_event_with_an_id_or_type_stripe_never_sends_gets_400(pipeline, client, field, value):
+    event = dict(pipeline.checkout()["events"][0], **{field: value})
+
+    response = signed_post(client, pipeline.path, json.dumps(event))
+
+    assert response.status_code == 400
+    trigger = WebhookEventTrigger.objects.get()
+    assert not trigger.valid and trigger.exception.startswith("Rejected: event")
+    assert not StripeWebhookJob.objects.exists() and not OrmQ.objects.exists()
+
+
+def test_the_replay_window_is_the_endpoints_tolerance_both_ways(pipeline, client):
+    pipeline.endpoint.djstripe_tolerance = 600
+    pipeline.endpoint.save()
+    event = pipeline.checkout()["events"][0]
+    for age in (590, -590):
+        response = signed_post(client, pipeline.path, json.dumps(event), timestamp=int(time.time()) - age)
+        assert response.status_code == 200, age
+    response = signed_post(client, pipeline.path, json.dumps(event), timestamp=int(time.time()) + 610)
+    assert response.status_code == 400
+
+
 def test_a_body_that_is_not_utf8_gets_400(webhook_endpoint, client):
     path = webhook_endpoint.url.removeprefix("http://testserver")
     response = client.post(
