@@ -19,7 +19,8 @@ from .retry import retry_schedule
 logger = logging.getLogger(__name__)
 
 PROCESS_TASK = "crm.tasks.webhook_job_process"
-# 8 attempts with capped backoff span about two hours before a job is left failed for staff.
+# 8 attempts: the 7 waits between them (30 s doubling to 32 min) add up to about an hour before a
+# job is left failed for staff.
 MAX_ATTEMPTS = 8
 RUNNING_TIMEOUT = timedelta(seconds=settings.Q_CLUSTER["timeout"])
 
