@@ -10,10 +10,17 @@ def healthz(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
 
 
+# dj-stripe's URL name for its webhook view, pointing at ours (which extends it, see crm/webhooks.py),
+# so what reverses it (dj-stripe's `stripe_listen` command, its endpoint forms) gets our path.
+djstripe_urls = (
+    [path("webhook/<uuid:uuid>/", StripeWebhookView.as_view(), name="djstripe_webhook_by_uuid")],
+    "djstripe",
+)
+
 urlpatterns = [
     path("healthz/", healthz, name="healthz"),
-    # Same path and name as dj-stripe's own view, which ours extends (see crm/webhooks.py).
     path("stripe/webhook/<uuid:uuid>/", StripeWebhookView.as_view(), name="stripe-webhook"),
+    path("stripe/", include(djstripe_urls)),
     path("admin/", admin.site.urls),
     path("portal/", include("provisioning.urls")),
 ]

@@ -4,12 +4,14 @@ import json
 import time
 
 import pytest
+from django.urls import resolve, reverse
 from django_q.models import OrmQ, Schedule
 from djstripe.models import Customer, Event, PaymentIntent, Session, WebhookEventTrigger
 
 from crm import stripe_client
 from crm.models import StripeWebhookJob
 from crm.webhook_jobs import MAX_ATTEMPTS, webhook_job_retry_now, webhook_job_run
+from crm.webhooks import StripeWebhookView
 from stripe_sandbox.signing import sign_payload
 from tests.conftest import run_queued_tasks, signed_post
 
@@ -192,6 +194,13 @@ def test_a_valid_delivery_behind_a_proxy_records_the_forwarded_ip(pipeline, clie
     )
     assert response.status_code == 200
     assert WebhookEventTrigger.objects.get().remote_ip == "203.0.113.9"
+
+
+def test_dj_stripe_url_name_reverses_to_our_view(pipeline):
+    """dj-stripe's `stripe_listen` command and endpoint forms reverse its own URL name."""
+    path = reverse("djstripe:djstripe_webhook_by_uuid", kwargs={"uuid": pipeline.endpoint.djstripe_uuid})
+    assert path == pipeline.path
+    assert resolve(path).func.view_class is StripeWebhookView
 
 
 def test_unknown_endpoint_is_404(client, db):
