@@ -1,6 +1,7 @@
-import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from stripe_sandbox.checkout_client import SandboxCheckoutError, failed_deliveries, sandbox_checkout_request
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:12111"
 
@@ -30,27 +31,21 @@ class Command(BaseCommand):
             options["sandbox_url"] or getattr(settings, "STRIPE_API_HOST", None) or DEFAULT_SANDBOX_URL
         )
         webhook_url, webhook_secret = self._webhook_target(options["webhook_url"], options["webhook_secret"])
-        body = {
-            "email": options["email"],
-            "name": options["name"],
-            "service_id": options["service"],
-            "amount": options["amount"],
-            "currency": options["currency"],
-            "delayed": options["delayed"],
-            "livemode": options["livemode"],
-            "webhook_url": webhook_url,
-            "webhook_secret": webhook_secret,
-            "deliver": True,
-        }
         try:
-            response = requests.post(f"{sandbox_url.rstrip('/')}/_sandbox/checkouts", json=body, timeout=300)
-        except requests.RequestException as error:
-            raise CommandError(f"Stripe sandbox not reachable at {sandbox_url}: {error}") from error
-        if response.status_code != 200:
-            raise CommandError(
-                f"Stripe sandbox refused the checkout ({response.status_code}): {response.text}"
+            result = sandbox_checkout_request(
+                sandbox_url=sandbox_url,
+                email=options["email"],
+                name=options["name"],
+                service_id=options["service"],
+                amount=options["amount"],
+                currency=options["currency"],
+                delayed=options["delayed"],
+                livemode=options["livemode"],
+                webhook_url=webhook_url,
+                webhook_secret=webhook_secret,
             )
-        result = response.json()
+        except SandboxCheckoutError as error:
+            raise CommandError(str(error)) from error
         self.stdout.write(f"session {result['session']['id']}")
         self.stdout.write(f"events {' '.join(result['events'])}")
         for delivery in result["deliveries"]:
@@ -60,7 +55,7 @@ class Command(BaseCommand):
                 else f"unreachable ({delivery.get('error')})"
             )
             self.stdout.write(f"event {delivery['event']} -> {webhook_url}: HTTP {status}")
-        failed = [d for d in result["deliveries"] if d["status"] is None or not 200 <= d["status"] < 300]
+        failed = failed_deliveries(result)
         if failed:
             raise CommandError(
                 f"{len(failed)} webhook deliveries failed; first response: {failed[0]['body'][:500]}"
