@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from django.conf import settings
-from djstripe.models import Customer, Event, PaymentIntent, Session
+from djstripe.models import Event, Session
 
 from provisioning.links import set_password_url
 
@@ -19,29 +19,42 @@ def latest_email_file() -> str:
     return f"read it in {files[-1]}" if files else f"no file yet in {settings.EMAIL_FILE_PATH}"
 
 
-def demo_report(*, site_url: str, admin_password: str) -> str:
-    """A plain-text account of the last checkout: event, mirrors, client, email, workspace, logins."""
+def demo_report(*, site_url: str, admin_password: str, session_id: str, event_ids: list[str]) -> str:
+    """A plain-text account of one checkout: events, mirrors, client, email, workspace, logins."""
     lines = ["", "=" * 72, "What happened", "=" * 72]
-    for job in StripeWebhookJob.objects.select_related("trigger").order_by("created"):
+    jobs = (
+        StripeWebhookJob.objects.filter(event_id__in=event_ids).select_related("trigger").order_by("created")
+    )
+    for job in jobs:
         processed = "processed" if job.trigger.processed else "NOT processed"
         lines.append(
             f"Webhook {job.event_type} {job.event_id}: stored (trigger {job.trigger_id}), {processed}"
         )
         lines.append(f"  worker job: {job.get_status_display()} after {job.attempts} attempt(s)")
-    lines.append(f"dj-stripe mirror: {Event.objects.count()} event(s) synced")
-    session = Session.objects.order_by("-created").first()
+    synced = Event.objects.filter(id__in=event_ids).count()
+    lines.append(f"dj-stripe mirror: {synced} of {len(event_ids)} event(s) synced")
+    session = Session.objects.select_related("customer", "payment_intent").filter(id=session_id).first()
     if session:
         lines.append(f"  Checkout Session {session.id}: {session.stripe_data.get('payment_status')}")
-    for model in (Customer, PaymentIntent):
-        obj = model.objects.order_by("-created").first()
-        if obj:
-            lines.append(f"  {model.__name__} {obj.id}")
+        for obj in (session.customer, session.payment_intent):
+            if obj:
+                lines.append(f"  {type(obj).__name__} {obj.id}")
 
-    onboarding = Onboarding.objects.select_related("client", "service").order_by("-created").first()
-    if onboarding is None:
-        lines.append("No onboarding was recorded.")
-        return "\n".join(lines)
-    lines.append(f"Onboarding {onboarding.checkout_session_id}: {onboarding.get_status_display()}")
+    onboarding = (
+        Onboarding.objects.select_related("client", "service").filter(checkout_session_id=session_id).first()
+    )
+    lines += onboarding_lines(onboarding) if onboarding else ["No onboarding was recorded for this checkout."]
+    lines += [
+        "",
+        f"Client portal: {site_url}/portal/  (log in with the client's email once the password is set)",
+        f"Admin:         {site_url}/admin/   (user admin, password {admin_password})",
+        "=" * 72,
+    ]
+    return "\n".join(lines)
+
+
+def onboarding_lines(onboarding: Onboarding) -> list[str]:
+    lines = [f"Onboarding {onboarding.checkout_session_id}: {onboarding.get_status_display()}"]
     if onboarding.held_reason:
         lines.append(f"  held: {onboarding.get_held_reason_display()}: {onboarding.held_detail}")
     client: Client | None = onboarding.client
@@ -55,10 +68,4 @@ def demo_report(*, site_url: str, admin_password: str) -> str:
             lines.append(f"Workspace: {workspace.get_status_display()} at {workspace.url}")
         if client.user:
             lines.append(f"Set-password link (as in the email): {set_password_url(client.user)}")
-    lines += [
-        "",
-        f"Client portal: {site_url}/portal/  (log in with the client's email once the password is set)",
-        f"Admin:         {site_url}/admin/   (user admin, password {admin_password})",
-        "=" * 72,
-    ]
-    return "\n".join(lines)
+    return lines

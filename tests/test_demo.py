@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from djstripe.models import WebhookEventTrigger
 
-from crm.models import Onboarding
+from crm.models import Onboarding, StripeWebhookJob
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,6 +66,7 @@ def read_until(proc: subprocess.Popen, text: str, timeout: float) -> str:
 
 
 def test_demo_onboards_then_ctrl_c_stops_every_process(tmp_path):
+    """Also on a database an earlier run left a failed webhook job in (`make demo` keeps its file)."""
     db = settings.DATABASES["default"]
     if db["ENGINE"] != "django.db.backends.postgresql":
         pytest.skip("needs the PostgreSQL test database (as in CI), which the demo's processes share")
@@ -75,6 +77,10 @@ def test_demo_onboards_then_ctrl_c_stops_every_process(tmp_path):
         "EMAIL_FILE_PATH": str(tmp_path / "mail"),
         "PYTHONUNBUFFERED": "1",
     }
+    earlier = WebhookEventTrigger.objects.create(remote_ip="127.0.0.1", body="{}", headers={})
+    StripeWebhookJob.objects.create(
+        trigger=earlier, event_id="evt_earlier_run", event_type="checkout.session.completed", status="failed"
+    )
     # Its own process group, like a terminal's foreground job: Ctrl-C signals the whole group.
     demo = subprocess.Popen(
         [sys.executable, "manage.py", "demo", "--port", str(free_port()), "--sandbox-port", str(free_port())],
@@ -88,8 +94,12 @@ def test_demo_onboards_then_ctrl_c_stops_every_process(tmp_path):
     children: set[int] = set()
     try:
         output = read_until(demo, "Serving. Press Ctrl-C to stop.", timeout=120)
-        assert "Onboarded" in output
-        assert Onboarding.objects.get().status == Onboarding.Status.ONBOARDED
+        onboarding = Onboarding.objects.get()
+        assert onboarding.status == Onboarding.Status.ONBOARDED
+        report = output.split("What happened", 1)[1]
+        assert f"Onboarding {onboarding.checkout_session_id}: Onboarded" in report
+        assert "evt_earlier_run" not in report  # this run's checkout only
+        assert "Admin:" in report
         children = descendants(demo.pid)
         assert len(children) >= 3  # sandbox, worker (with its processes), web server
 

@@ -18,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 from crm.demo_report import demo_report
 from crm.models import Onboarding, Service, StripeWebhookJob
 from crm.webhook_endpoints import webhook_endpoint_register
+from stripe_sandbox.checkout_client import SandboxCheckoutError, failed_deliveries, sandbox_checkout_request
 
 DEMO_SECRET = "whsec_demo_offline_sandbox_secret"  # noqa: S105 - the offline demo's own endpoint
 DEMO_SERVICE = ("website-care", "Website Care Plan")
@@ -86,19 +87,31 @@ class Command(BaseCommand):
             endpoint, _ = webhook_endpoint_register(secret=DEMO_SECRET, base_url=site_url)
             self.step(f"Webhook endpoint: {endpoint.url}")
             self.step(f"Paying through Stripe Checkout as {opts['email']}")
-            call_command(
-                "sandbox_checkout",
-                email=opts["email"],
-                name=opts["name"],
-                service=DEMO_SERVICE[0],
-                amount=opts["amount"],
-                currency=opts["currency"],
-                sandbox_url=sandbox_url,
-                webhook_url=endpoint.url,
-                webhook_secret=DEMO_SECRET,
+            try:
+                checkout = sandbox_checkout_request(
+                    sandbox_url=sandbox_url,
+                    email=opts["email"],
+                    name=opts["name"],
+                    service_id=DEMO_SERVICE[0],
+                    amount=opts["amount"],
+                    currency=opts["currency"],
+                    webhook_url=endpoint.url,
+                    webhook_secret=DEMO_SECRET,
+                )
+            except SandboxCheckoutError as error:
+                raise CommandError(str(error)) from error
+            for delivery in checkout["deliveries"]:
+                self.stdout.write(f"Stripe delivered {delivery['event']}: HTTP {delivery['status']}")
+            if failed_deliveries(checkout):
+                raise CommandError(f"The webhook was not accepted: {checkout['deliveries']}")
+            # This run's checkout only: the demo database keeps earlier runs' data.
+            session_id, event_ids = checkout["session"]["id"], checkout["events"]
+            self.wait_until_onboarded(session_id=session_id, event_ids=event_ids)
+            self.stdout.write(
+                demo_report(
+                    site_url=site_url, admin_password=password, session_id=session_id, event_ids=event_ids
+                )
             )
-            self.wait_until_onboarded()
-            self.stdout.write(demo_report(site_url=site_url, admin_password=password))
             if not opts["no_wait"]:
                 self.stdout.write(self.style.SUCCESS("Serving. Press Ctrl-C to stop."))
                 while all(child.poll() is None for child in children):
@@ -148,14 +161,16 @@ class Command(BaseCommand):
         user.save()
         return password
 
-    def wait_until_onboarded(self, timeout: float = 60) -> None:
+    def wait_until_onboarded(self, *, session_id: str, event_ids: list[str], timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         self.step("Waiting for the worker to process the event and onboard the client")
         settled = {Onboarding.Status.ONBOARDED, Onboarding.Status.HELD, Onboarding.Status.FAILED}
         while time.monotonic() < deadline:
-            jobs_pending = StripeWebhookJob.objects.exclude(status=StripeWebhookJob.Status.SUCCEEDED).exists()
-            onboarding = Onboarding.objects.order_by("-created").first()
-            if not jobs_pending and onboarding and onboarding.status in settled:
+            processed = StripeWebhookJob.objects.filter(
+                event_id__in=event_ids, status=StripeWebhookJob.Status.SUCCEEDED
+            ).count()
+            onboarding = Onboarding.objects.filter(checkout_session_id=session_id).first()
+            if processed == len(event_ids) and onboarding and onboarding.status in settled:
                 return
             time.sleep(0.5)
         raise CommandError(f"Not onboarded within {timeout:.0f} s; see the admin for the job's error.")
