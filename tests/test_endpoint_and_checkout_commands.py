@@ -72,9 +72,9 @@ def checkout(sandbox, endpoint_url: str, secret: str = SECRET, **options) -> str
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("outcome", ["succeeded", "failed"])
 def test_sandbox_checkout_delayed_delivers_both_signed_events_to_the_app(live_server, sandbox, outcome):
-    endpoint, _ = register(secret=SECRET, base_url=live_server.url)
+    webhook_url = register(secret=SECRET, base_url=live_server.url)[0].strip()
 
-    out = checkout(sandbox, endpoint.strip(), delayed=outcome)
+    out = checkout(sandbox, webhook_url, delayed=outcome)
 
     delivered = [line for line in out.splitlines() if line.startswith("event ")]
     assert len(delivered) == 2 and all(line.endswith("HTTP 200") for line in delivered)
@@ -87,10 +87,10 @@ def test_sandbox_checkout_delayed_delivers_both_signed_events_to_the_app(live_se
 
 @pytest.mark.django_db(transaction=True)
 def test_sandbox_checkout_fails_loudly_when_the_app_rejects_the_delivery(live_server, sandbox):
-    endpoint, _ = register(secret=SECRET, base_url=live_server.url)
+    webhook_url = register(secret=SECRET, base_url=live_server.url)[0].strip()
 
     with pytest.raises(CommandError, match="webhook deliveries failed"):
-        checkout(sandbox, endpoint.strip(), secret="whsec_not_the_endpoints_secret")
+        checkout(sandbox, webhook_url, secret="whsec_not_the_endpoints_secret")
 
     assert not StripeWebhookJob.objects.exists()
     assert WebhookEventTrigger.objects.get().valid is False
