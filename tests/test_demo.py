@@ -1,8 +1,7 @@
-"""`manage.py demo` (what `make demo` runs): onboards a paid checkout, then Ctrl-C stops it all."""
+"""`manage.py demo` (what `make demo` runs): onboards a checkout; Ctrl-C or a closed terminal stops it all."""
 
 import contextlib
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -14,17 +13,10 @@ from django.conf import settings
 from djstripe.models import WebhookEventTrigger
 
 from crm.models import Onboarding, StripeWebhookJob
+from tests.processes import free_port, read_until
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def descendants(pid: int) -> set[int]:
@@ -52,20 +44,16 @@ def running(pid: int) -> bool:
     return state != "Z"
 
 
-def read_until(proc: subprocess.Popen, text: str, timeout: float) -> str:
-    output, deadline = "", time.monotonic() + timeout
-    while time.monotonic() < deadline and text not in output:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if ready:
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
-                break
-            output += line
-    assert text in output, f"{text!r} not printed within {timeout:.0f} s:\n{output[-6000:]}"
-    return output
+STOPS = {
+    # Ctrl-C in the terminal: SIGINT to the whole foreground process group.
+    "ctrl-c": lambda pid: os.killpg(pid, signal.SIGINT),
+    # The terminal closed: SIGHUP to the demo (its children live in their own sessions).
+    "terminal closed": lambda pid: os.kill(pid, signal.SIGHUP),
+}
 
 
-def test_demo_onboards_then_ctrl_c_stops_every_process(tmp_path):
+@pytest.mark.parametrize("stop", STOPS)
+def test_demo_onboards_then_stopping_it_leaves_no_process(tmp_path, stop):
     """Also on a database an earlier run left a failed webhook job in (`make demo` keeps its file)."""
     db = settings.DATABASES["default"]
     if db["ENGINE"] != "django.db.backends.postgresql":
@@ -88,7 +76,6 @@ def test_demo_onboards_then_ctrl_c_stops_every_process(tmp_path):
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
         start_new_session=True,
     )
     children: set[int] = set()
@@ -103,8 +90,8 @@ def test_demo_onboards_then_ctrl_c_stops_every_process(tmp_path):
         children = descendants(demo.pid)
         assert len(children) >= 3  # sandbox, worker (with its processes), web server
 
-        os.killpg(demo.pid, signal.SIGINT)
-        rest, _ = demo.communicate(timeout=60)
+        STOPS[stop](demo.pid)
+        rest = demo.communicate(timeout=60)[0].decode(errors="replace")
     finally:
         if demo.poll() is None:  # the test failed: leave nothing behind to poll the test database
             for pid in descendants(demo.pid) | {demo.pid}:
@@ -113,7 +100,7 @@ def test_demo_onboards_then_ctrl_c_stops_every_process(tmp_path):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(running(pid) for pid in children):
         time.sleep(0.2)
-    assert not [pid for pid in children if running(pid)], "demo left processes running after Ctrl-C"
+    assert not [pid for pid in children if running(pid)], f"demo left processes running after {stop}"
     assert demo.returncode == 0, rest[-3000:]
     assert "Stopping." in rest
     assert "Traceback" not in rest

@@ -69,9 +69,10 @@ class Command(BaseCommand):
 
         children = []
         # Stop the sandbox, worker and web server on Ctrl-C (even if SIGINT was inherited as
-        # ignored, as in a background job) and on SIGTERM.
-        signal.signal(signal.SIGINT, stop_on_signal)
-        signal.signal(signal.SIGTERM, stop_on_signal)
+        # ignored, as in a background job), on SIGTERM, and when the terminal closes (SIGHUP: the
+        # children, in their own sessions, would not get it).
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, stop_on_signal)
         try:
             self.step(f"Starting the Stripe sandbox on {sandbox_url}")
             children.append(self.spawn(["stripe_sandbox", "--port", str(opts["sandbox_port"])], env))
@@ -121,8 +122,8 @@ class Command(BaseCommand):
             self.stdout.write("\nStopping.")
         finally:
             # Stopping takes a few seconds; a second Ctrl-C must not leave the children running.
-            signal.signal(signal.SIGINT, ignore_signal)
-            signal.signal(signal.SIGTERM, ignore_signal)
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, ignore_signal)
             for child in children:
                 signal_group(child, signal.SIGTERM)
             for child in children:
