@@ -90,8 +90,10 @@ def test_demo_onboards_then_stopping_it_leaves_no_process(tmp_path, stop):
         children = descendants(demo.pid)
         assert len(children) >= 3  # sandbox, worker (with its processes), web server
 
+        signalled = time.monotonic()
         STOPS[stop](demo.pid)
         rest = demo.communicate(timeout=60)[0].decode(errors="replace")
+        stopped_in = time.monotonic() - signalled
     finally:
         if demo.poll() is None:  # the test failed: leave nothing behind to poll the test database
             for pid in descendants(demo.pid) | {demo.pid}:
@@ -103,4 +105,6 @@ def test_demo_onboards_then_stopping_it_leaves_no_process(tmp_path, stop):
     assert not [pid for pid in children if running(pid)], f"demo left processes running after {stop}"
     assert demo.returncode == 0, rest[-3000:]
     assert "Stopping." in rest
+    # Gracefully: that takes about a second; the demo's SIGKILL fallback comes only after 15 s.
+    assert stopped_in < 12, f"stopping took {stopped_in:.1f} s:\n{rest[-3000:]}"
     assert "Traceback" not in rest

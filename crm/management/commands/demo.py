@@ -124,8 +124,10 @@ class Command(BaseCommand):
             # Stopping takes a few seconds; a second Ctrl-C must not leave the children running.
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(signum, ignore_signal)
+            # SIGTERM to each child's main process only: qcluster stops its own workers, and hangs
+            # if they are signalled too.
             for child in children:
-                signal_group(child, signal.SIGTERM)
+                child.terminate()
             for child in children:
                 try:
                     child.wait(timeout=15)
@@ -138,7 +140,7 @@ class Command(BaseCommand):
     def spawn(self, args: list[str], env: dict) -> subprocess.Popen:
         manage = Path(settings.BASE_DIR) / "manage.py"
         # Its own process group: Ctrl-C reaches only this command, which stops each child once
-        # (a qcluster signalled twice, by the terminal and then by us, could hang while stopping).
+        # (a qcluster whose workers get the terminal's signal too can hang while stopping).
         return subprocess.Popen([sys.executable, str(manage), *args], env=env, start_new_session=True)
 
     def wait_for(self, url: str, timeout: float = 30) -> None:
