@@ -1,4 +1,4 @@
-"""`manage.py stripe_sandbox` as `make demo` runs it: started, then stopped by signals."""
+"""`manage.py stripe_sandbox` as a long-running service: started, then stopped by signals."""
 
 import os
 import signal
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 @pytest.mark.parametrize("delay", [0, 0.001, 0.01, 0.03, 0.1])
 def test_ctrl_c_then_sigterm_stops_the_sandbox_cleanly(delay):
-    """Ctrl-C reaches the whole process group and `demo` then sends SIGTERM: one clean stop.
+    """Ctrl-C to the terminal's process group, then a supervisor's SIGTERM: one clean stop.
 
     Whether the second signal comes at once or while the first is being handled.
     """
@@ -30,7 +30,7 @@ def test_ctrl_c_then_sigterm_stops_the_sandbox_cleanly(delay):
     try:
         read_until(proc, "Stripe sandbox listening on", timeout=30)
         proc.send_signal(signal.SIGINT)
-        time.sleep(delay)  # `demo` handles its own Ctrl-C first, then terminates its children
+        time.sleep(delay)  # the second signal at once, or while the first is being handled
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = (output.decode() for output in proc.communicate(timeout=30))
     finally:

@@ -31,8 +31,8 @@ class Command(BaseCommand):
 
 
 def _interrupt(signum, frame):
-    # Once: a second signal (Ctrl-C reaches the whole process group, then `demo` sends SIGTERM)
-    # must not interrupt the shutdown itself with a traceback.
+    # Once: a second signal (Ctrl-C to the terminal's process group, then a supervisor's
+    # SIGTERM) must not interrupt the shutdown itself with a traceback.
     # A no-op handler rather than SIG_IGN: a signal already pending would otherwise surface as
     # "OSError: Signal 15 ignored due to race condition".
     signal.signal(signal.SIGINT, _ignore)
