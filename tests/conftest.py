@@ -21,6 +21,7 @@ from crm import stripe_client
 from crm.webhook_endpoints import webhook_endpoint_register
 from stripe_sandbox.server import StripeSandbox
 from stripe_sandbox.signing import sign_payload
+from tests.factories import ServiceFactory
 
 WEBHOOK_SECRET = "whsec_test_secret_for_the_suite"
 CHECKOUT_DEFAULTS = {
@@ -49,6 +50,20 @@ def sandbox(stripe_sandbox):
     stripe_sandbox.reset()
     yield stripe_sandbox
     stripe_sandbox.clear_faults()
+
+
+@pytest.fixture
+def anymail_outbox(settings):
+    """Anymail's own test backend: sent messages land in mail.outbox with tags, metadata and
+    anymail_status; links in them start with http://testserver, the test client's host."""
+    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
+    settings.SITE_URL = "http://testserver"
+
+
+@pytest.fixture
+def service(db):
+    """The service the sandbox's checkouts sell by default (CHECKOUT_DEFAULTS)."""
+    return ServiceFactory()
 
 
 @pytest.fixture

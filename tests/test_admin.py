@@ -16,15 +16,10 @@ from provisioning.models import Workspace
 from tests.conftest import run_with_commit_hooks, staff_user
 from tests.factories import ClientFactory, ServiceFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 
 Status = Onboarding.Status
 Held = Onboarding.HeldReason
-
-
-@pytest.fixture(autouse=True)
-def email_backend(settings):
-    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from provisioning.models import Workspace
 from tests.conftest import run_queued_tasks
 from tests.factories import ServiceFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 
 Status = Onboarding.Status
 Held = Onboarding.HeldReason
@@ -38,12 +38,6 @@ UNTIL = datetime(2025, 4, 1, tzinfo=UTC)
 T0 = int(SINCE.timestamp())
 LIST = "GET /v1/checkout/sessions"
 FAST = RetryPolicy(backoff_base=0.001, backoff_cap=0.01)
-
-
-@pytest.fixture(autouse=True)
-def anymail_test_backend(settings):
-    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
-    settings.SITE_URL = "http://testserver"
 
 
 @pytest.fixture

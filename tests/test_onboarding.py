@@ -15,22 +15,10 @@ from crm.money import format_money
 from provisioning.models import Workspace
 from tests.factories import ClientFactory, ServiceFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 
 Status = Onboarding.Status
 Held = Onboarding.HeldReason
-
-
-@pytest.fixture(autouse=True)
-def anymail_test_backend(settings):
-    # Anymail's own test backend: records messages with tags, metadata and anymail_status.
-    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
-    settings.SITE_URL = "http://testserver"
-
-
-@pytest.fixture
-def service(db):
-    return ServiceFactory(service_id="website-care", name="Website Care Plan")
 
 
 def set_password_link(message) -> str:

@@ -19,7 +19,6 @@ from tests.conftest import (
     paid_event_body,
     run_queued_tasks,
 )
-from tests.factories import ServiceFactory
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -27,9 +26,9 @@ pytestmark = [
 ]
 
 
-def test_20_concurrent_deliveries_give_one_client_payment_email_and_workspace(live_server, sandbox, settings):
-    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
-    ServiceFactory()
+def test_20_concurrent_deliveries_give_one_client_payment_email_and_workspace(
+    live_server, sandbox, anymail_outbox, service
+):
     endpoint, _ = webhook_endpoint_register(secret=WEBHOOK_SECRET, base_url=live_server.url)
     assert deliver_concurrently(endpoint.url, paid_event_body(sandbox), times=20) == [200] * 20
 

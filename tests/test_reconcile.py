@@ -25,24 +25,12 @@ from crm.models import Activity, Client, Onboarding, ReconciliationRun, StripeWe
 from crm.webhook_jobs import MAX_ATTEMPTS
 from provisioning.models import Workspace
 from tests.conftest import run_queued_tasks
-from tests.factories import ServiceFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 
 Status = Onboarding.Status
 Step = Onboarding.StepStatus
 MIGRATION = ("crm", "0007_reconcile_schedule")
-
-
-@pytest.fixture(autouse=True)
-def anymail_test_backend(settings):
-    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
-    settings.SITE_URL = "http://testserver"
-
-
-@pytest.fixture
-def service(db):
-    return ServiceFactory(service_id="website-care", name="Website Care Plan")
 
 
 def reconcile(*args: str) -> dict:

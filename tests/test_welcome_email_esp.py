@@ -5,10 +5,9 @@ from django_q.models import Schedule
 
 from crm.emails import welcome_email_send
 from crm.models import Onboarding
-from tests.factories import ServiceFactory
 from tests.fakes.esp import FakePostmark
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("service")]
 
 Step = Onboarding.StepStatus
 
@@ -19,11 +18,6 @@ def postmark(settings):
         settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
         settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "test-token", "POSTMARK_API_URL": fake.url}
         yield fake
-
-
-@pytest.fixture(autouse=True)
-def service(db):
-    return ServiceFactory()
 
 
 def test_esp_outage_then_recovery_sends_exactly_one_email(pipeline, postmark):

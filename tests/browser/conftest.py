@@ -61,11 +61,6 @@ def page(browser):
     context.close()
 
 
-@pytest.fixture(autouse=True)
-def email_backend(settings):
-    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
-
-
 class LivePipeline:
     """Pays in the Stripe sandbox and delivers the signed events over HTTP to the live server."""
 

@@ -13,7 +13,11 @@ from crm.models import Onboarding
 from tests.conftest import STAFF_PASSWORD, run_queued_tasks, staff_user
 from tests.factories import ServiceFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("anymail_outbox"),
+]
 
 
 def log_in(page: Page, live_server, user, next_path: str = "/admin/") -> None:
