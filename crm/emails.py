@@ -7,6 +7,7 @@ from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
 from django.db.models import F
 from django.template.loader import render_to_string, select_template
 from django.utils import timezone
@@ -136,14 +137,14 @@ def welcome_email_record_failure(onboarding: Onboarding, *, error: Exception) ->
     """A transient ESP or network error: retry with backoff, or give up after MAX_ATTEMPTS."""
     attempts = onboarding.email_attempts  # already counts this attempt (read after the claim)
     logger.warning("Welcome email for onboarding %s failed (attempt %s): %s", onboarding.id, attempts, error)
-    if attempts >= MAX_ATTEMPTS:
-        status = Step.FAILED
-    else:
-        status = Step.RETRYING
-        retry_schedule(func=EMAIL_TASK, arg=onboarding.id, attempts=attempts)
-    Onboarding.objects.filter(id=onboarding.id).update(
-        email_status=status, email_last_error=f"{type(error).__name__}: {error}", updated=timezone.now()
-    )
+    status = Step.FAILED if attempts >= MAX_ATTEMPTS else Step.RETRYING
+    # Status and schedule together, so the email never waits for a retry that does not exist.
+    with transaction.atomic():
+        Onboarding.objects.filter(id=onboarding.id).update(
+            email_status=status, email_last_error=f"{type(error).__name__}: {error}", updated=timezone.now()
+        )
+        if status == Step.RETRYING:
+            retry_schedule(func=EMAIL_TASK, arg=onboarding.id, attempts=attempts)
     outcome = "giving up" if status == Step.FAILED else "will retry"
     activity_record(
         kind=Kind.EMAIL,

@@ -87,13 +87,15 @@ def webhook_job_record_failure(
     trigger.save(update_fields=["exception", "traceback", "updated"])
 
     job.last_error = f"{type(error).__name__}: {error}"
-    if job.attempts >= MAX_ATTEMPTS:
-        job.status = StripeWebhookJob.Status.FAILED
-        logger.error("Giving up on Stripe event %s after %s attempts", job.event_id, job.attempts)
-    else:
-        job.status = StripeWebhookJob.Status.RETRYING
-        job.next_attempt_at = retry_schedule(func=PROCESS_TASK, arg=job.id, attempts=job.attempts)
-    job.save(update_fields=["status", "last_error", "next_attempt_at", "updated"])
+    # Status and schedule together, so a job never waits for a retry that does not exist.
+    with transaction.atomic():
+        if job.attempts >= MAX_ATTEMPTS:
+            job.status = StripeWebhookJob.Status.FAILED
+            logger.error("Giving up on Stripe event %s after %s attempts", job.event_id, job.attempts)
+        else:
+            job.status = StripeWebhookJob.Status.RETRYING
+            job.next_attempt_at = retry_schedule(func=PROCESS_TASK, arg=job.id, attempts=job.attempts)
+        job.save(update_fields=["status", "last_error", "next_attempt_at", "updated"])
     return job.status
 
 
