@@ -106,8 +106,19 @@ def provisioning_retry(*, onboarding: Onboarding, actor) -> bool:
 
 @transaction.atomic
 def webhook_reprocess(*, job: StripeWebhookJob, actor) -> bool:
-    """Send a failed or waiting webhook job back to the worker now."""
-    return webhook_job_retry_now(job=job)
+    """Send a failed or waiting webhook job back to the worker now, on the record."""
+    requeued = webhook_job_retry_now(job=job)
+    if requeued:
+        # On the timeline of the checkout the event is about, when it is one we onboarded.
+        session_id = job.trigger.json_body.get("data", {}).get("object", {}).get("id")
+        onboarding = Onboarding.objects.filter(checkout_session_id=session_id).first() if session_id else None
+        activity_record(
+            kind=Kind.STAFF,
+            summary=f"Stripe event {job.event_id} ({job.event_type}) sent back to the worker",
+            onboarding=onboarding,
+            actor=actor,
+        )
+    return requeued
 
 
 def client_note_add(*, client: Client, actor, text: str) -> None:

@@ -174,6 +174,8 @@ def test_retry_provisioning_and_reprocess_webhook(pipeline, operations, client, 
     StripeWebhookJob.objects.filter(id=job.id).update(status="failed")
     response = post_action(client, "/admin/crm/stripewebhookjob/", "reprocess", [job])
     assert any("1 of 1" in m for m in messages_of(response))
+    record = Activity.objects.filter(kind="staff", summary__contains=job.event_id).get()
+    assert (record.actor, record.onboarding) == (operations, onboarding)
     pipeline.work()
     job.refresh_from_db()
     assert job.status == "succeeded"
@@ -188,10 +190,12 @@ def test_support_sees_only_the_actions_it_may_run_and_a_forged_post_is_refused(p
     assert 'value="retry_provisioning"' not in client.get("/admin/crm/client/").content.decode()
 
     held = Onboarding.objects.get()
+    # A failed workspace step, so that the forged retry would do something if it were let through.
+    Onboarding.objects.filter(id=held.id).update(workspace_status="failed")
     post_action(client, "/admin/crm/onboarding/", "approve", [held])
     post_action(client, "/admin/crm/onboarding/", "retry_provisioning", [held])
     held.refresh_from_db()
-    assert held.status == Status.HELD
+    assert (held.status, held.workspace_status) == (Status.HELD, "failed")
     assert not Activity.objects.filter(kind="staff").exists()
     # Support may not edit services; Operations may.
     assert client.post("/admin/crm/service/add/", {"service_id": "x", "name": "X"}).status_code == 403
