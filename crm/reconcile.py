@@ -30,14 +30,14 @@ from django.utils import timezone
 from djstripe.models import Event
 from djstripe.settings import djstripe_settings
 
-from provisioning.services import PROVISION_TASK, workspace_retry
+from provisioning.services import workspace_retry
 
 from .activity import Kind, activity_record
 from .locks import lock_name_for_transaction
 from .models import Client, Onboarding, Payment, ReconciliationRun, StripeWebhookJob
 from .money import format_money
 from .queue import enqueue_transactionally
-from .services import EMAIL_TASK
+from .services import EMAIL_TASK, WORKSPACE_TASK
 from .webhook_jobs import (
     PROCESS_TASK,
     RUNNING_TIMEOUT,
@@ -403,7 +403,7 @@ def onboarding_workspace_requeue(*, onboarding_id: int) -> bool:
         onboarding.workspace_status == Step.RUNNING and onboarding.updated < timezone.now() - RUNNING_TIMEOUT
     ):
         # The task claims a pending step or takes over an abandoned one; a duplicate message is a no-op.
-        enqueue_transactionally(PROVISION_TASK, onboarding_id)
+        enqueue_transactionally(WORKSPACE_TASK, onboarding_id)
         queued = True
     else:
         queued = False

@@ -13,14 +13,13 @@ from crm.locks import lock_name_for_transaction
 from crm.models import Onboarding
 from crm.queue import enqueue_transactionally
 from crm.retry import retry_schedule
-from crm.services import onboarding_finish_if_done
+from crm.services import WORKSPACE_TASK, onboarding_finish_if_done
 
 from .backends import ProvisionResult, get_backend
 from .models import Workspace
 
 logger = logging.getLogger(__name__)
 
-PROVISION_TASK = "provisioning.tasks.workspace_provision"
 # 6 attempts with crm.retry's backoff span about 15 minutes before the step is left failed for staff.
 MAX_ATTEMPTS = 6
 
@@ -129,7 +128,7 @@ def workspace_retry(*, onboarding: Onboarding) -> bool:
         id=onboarding.id, workspace_status__in=[Step.FAILED, Step.RETRYING]
     ).update(workspace_status=Step.PENDING, updated=timezone.now())
     if requeued:
-        enqueue_transactionally(PROVISION_TASK, onboarding.id)
+        enqueue_transactionally(WORKSPACE_TASK, onboarding.id)
     return bool(requeued)
 
 
@@ -161,7 +160,7 @@ def _step_retry_or_give_up(onboarding: Onboarding, *, error: str, busy: bool = F
     # Status and schedule together, so a step never waits for a retry that does not exist.
     with transaction.atomic():
         _step_set(onboarding, Step.RETRYING, error=error)
-        retry_schedule(func=PROVISION_TASK, arg=onboarding.id, attempts=attempts)
+        retry_schedule(func=WORKSPACE_TASK, arg=onboarding.id, attempts=attempts)
     return Step.RETRYING
 
 
