@@ -97,7 +97,12 @@ def test_rate_is_seeded_and_repeatable(sandbox, session_id):
 
 def test_faults_only_hit_their_endpoint(sandbox, session_id):
     sandbox.set_fault(endpoint="GET /v1/customers/{id}", kind="http_500")
-    assert client(sandbox).v1.checkout.sessions.retrieve(session_id).id == session_id
+    session = client(sandbox).v1.checkout.sessions.retrieve(session_id)
+    assert session.id == session_id
+    with pytest.raises(stripe.APIError):  # the faulted endpoint does fail
+        client(sandbox).v1.customers.retrieve(session.customer)
+    counts = sandbox.request_counts()
+    assert (counts[SESSION_ENDPOINT], counts["GET /v1/customers/{id}"]) == (1, 1)
 
 
 def test_request_counters_and_control_endpoints(sandbox, session_id, raw):
