@@ -134,11 +134,7 @@ class StripeSandbox:
 
         Returns `{"session": {...}, "events": [ids], "deliveries": [{"event", "status", "body"}]}`.
         """
-        if delayed not in checkout_flow.DELAYED_OUTCOMES:
-            raise ValueError("delayed must be null, 'succeeded' or 'failed'")
-        if deliver and webhook_url and not webhook_secret:
-            raise ValueError("webhook_secret is required to sign deliveries")
-        pending = 1 if (webhook_url and deliver) else 0
+        pending = _pending_webhooks(delayed, webhook_url, webhook_secret, deliver)
         with self.store.lock:
             session, events = self._build_checkout(
                 email=email,
@@ -170,9 +166,7 @@ class StripeSandbox:
         deliver: bool = True,
     ) -> dict:
         """Pay a session created through the API (`POST /v1/checkout/sessions`), as if the customer did."""
-        if delayed not in checkout_flow.DELAYED_OUTCOMES:
-            raise ValueError("delayed must be null, 'succeeded' or 'failed'")
-        pending = 1 if (webhook_url and deliver) else 0
+        pending = _pending_webhooks(delayed, webhook_url, webhook_secret, deliver)
         with self.store.lock:
             session = self.store.get("checkout.session", session_id)
             if session is None:
@@ -465,3 +459,12 @@ def _pick(data: dict, allowed: tuple) -> dict:
     if unknown:
         raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
     return data
+
+
+def _pending_webhooks(delayed, webhook_url, webhook_secret, deliver) -> int:
+    """Check a checkout's options before anything is stored; 1 if its events will be delivered."""
+    if delayed not in checkout_flow.DELAYED_OUTCOMES:
+        raise ValueError("delayed must be null, 'succeeded' or 'failed'")
+    if deliver and webhook_url and not webhook_secret:
+        raise ValueError("webhook_secret is required to sign deliveries")
+    return 1 if (webhook_url and deliver) else 0

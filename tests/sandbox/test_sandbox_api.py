@@ -294,3 +294,19 @@ def test_ten_thousand_seeded_sessions_page_quickly(sandbox, raw):
     assert len(seen) == len(set(seen)) == 10_000
     assert [s["created"] for s in window["data"]] == [start + 60 * 9999, start + 60 * 9998, start + 60 * 9997]
     assert elapsed < 15, elapsed
+
+
+def test_completing_with_a_webhook_url_but_no_secret_is_refused_before_anything_changes(sandbox, raw):
+    session = stripe.checkout.Session.create(
+        mode="payment",
+        success_url="https://example.com/ok",
+        line_items=[{"price_data": {"currency": "eur", "unit_amount": 1500, "product_data": {"name": "X"}}}],
+        api_key=API_KEY,
+    )
+    path = f"/_sandbox/checkouts/{session.id}/complete"
+
+    refused = raw("POST", path, key=None, json={"webhook_url": "http://127.0.0.1:9/hook"})
+
+    assert refused.status_code == 400 and "webhook_secret" in refused.text
+    assert stripe.checkout.Session.retrieve(session.id, api_key=API_KEY).status == "open"
+    assert raw("POST", path, key=None, json={}).status_code == 200  # still completable
