@@ -327,9 +327,10 @@ class OnboardingActionsMixin(StaffActionsMixin):
         self.report(request, done, len(queryset), "Workspace steps queued", "not failed or waiting to retry")
 
 
-class PipelineRecordAdmin(admin.ModelAdmin):
-    """Records the pipeline writes (onboardings, payments): never added or deleted by hand,
-    searched through an index-friendly selector, amounts shown in their currency."""
+class PipelineRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Records the pipeline writes (onboardings, payments): viewed, never added, edited or deleted
+    by hand (a Save would rewrite every column of a row the worker may be updating; staff act
+    through the actions), searched through an index-friendly selector, amounts in their currency."""
 
     search = None  # a selector (queryset, term) -> queryset
     show_full_result_count = False
@@ -342,12 +343,6 @@ class PipelineRecordAdmin(admin.ModelAdmin):
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, obj) -> str:
         return format_money(obj.amount, obj.currency)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Onboarding)
@@ -376,7 +371,6 @@ class OnboardingAdmin(OnboardingActionsMixin, PipelineRecordAdmin):
     # Shows the search box; get_search_results does the search (Stripe ids exact, email prefix).
     search_fields = ["checkout_session_id", "payment_intent_id", "stripe_customer_id", "customer_email"]
     search_help_text = "Checkout Session, payment intent or customer id (exact), or the start of an email."
-    raw_id_fields = ["client", "service"]
     readonly_fields = [f.name for f in Onboarding._meta.fields]
     actions = ["approve", "reject", "resend_welcome_email", "retry_provisioning"]
     search = staticmethod(onboarding_search)
@@ -419,7 +413,6 @@ class PaymentAdmin(PipelineRecordAdmin):
     # Shows the search box; get_search_results does the search (Stripe ids exact, email prefix).
     search_fields = ["checkout_session_id", "payment_intent_id", "stripe_customer_id", "client__email"]
     search_help_text = "Checkout Session, payment intent or customer id (exact), or the start of an email."
-    raw_id_fields = ["client", "service"]
     readonly_fields = [f.name for f in Payment._meta.fields]
     search = staticmethod(payment_search)
 

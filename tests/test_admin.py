@@ -219,6 +219,14 @@ def test_stripe_mirror_is_read_only_for_everyone(pipeline, client):
     assert page.status_code == 200 and b'name="_save"' not in page.content
     assert client.post(url, {"description": "edited"}).status_code == 403
     assert client.get("/admin/djstripe/customer/add/").status_code == 403
+    # Our pipeline records too: a Save would overwrite what the worker writes.
+    onboarding = Onboarding.objects.get()
+    url = f"/admin/crm/onboarding/{onboarding.id}/change/"
+    page = client.get(url)
+    assert page.status_code == 200 and b'name="_save"' not in page.content
+    assert client.post(url, {"status": "failed"}).status_code == 403
+    onboarding.refresh_from_db()
+    assert onboarding.status == Status.ONBOARDED
 
 
 @pytest.mark.parametrize("field", ["payment_intent", "checkout_session", "customer", "email_prefix", "name"])
