@@ -43,7 +43,6 @@ from .webhook_jobs import (
     RUNNING_TIMEOUT,
     stripe_event_process,
     webhook_job_retry_now,
-    webhook_jobs_requeue_stale,
 )
 
 logger = logging.getLogger(__name__)
@@ -289,7 +288,7 @@ def missed_checkout_repair(finding: Finding, *, event: dict, processed: bool) ->
         finding.for_staff(f"event {event['id']} was processed yet produced no onboarding; check the logs")
         return
     try:
-        stripe_event_catch_up(data=event)
+        stripe_event_process(data=event)  # exactly as the worker processes a delivery
     except Exception as exc:  # noqa: BLE001 - reported for staff; the next run tries again
         logger.warning("Catching up Stripe event %s failed: %s", event["id"], exc)
         finding.for_staff(
@@ -306,11 +305,6 @@ def missed_checkout_repair(finding: Finding, *, event: dict, processed: bool) ->
         finding.repaired(
             f"{event['id']} processed; onboarding {onboarding.id} {onboarding.get_status_display()}"
         )
-
-
-def stripe_event_catch_up(*, data: dict) -> Event:
-    """Process an event that never reached the webhook, exactly as the worker does for a delivery."""
-    return stripe_event_process(data=data)
 
 
 # -- (b) onboardings that did not finish ------------------------------------------------------------
@@ -431,16 +425,18 @@ def failed_webhooks_reconcile(*, report: Reconciliation, fix: Fix, now: datetime
         .filter(failed | late | lost | abandoned)
         .order_by("created", "id")
     )
-    lost_findings = []
     for job in jobs.iterator():
         ref = f"job {job.id} ({job.event_type} {job.event_id}, trigger {job.trigger_id})"
         finding = report.add(Gap.FAILED_WEBHOOK, ref, webhook_job_detail(job, now=now))
         if fix == Fix.NONE:
             continue
         if job.status == JobStatus.QUEUED:
-            lost_findings.append(finding)
+            # Only a new queue message: the job is still queued, so the worker claims it once.
+            enqueue_transactionally(PROCESS_TASK, job.id)
+            finding.repaired("queue message sent again")
         elif job.status == JobStatus.RUNNING:
-            webhook_job_requeue_abandoned(job_id=job.id)
+            # webhook_job_run takes over a run older than the queue timeout.
+            enqueue_transactionally(PROCESS_TASK, job.id)
             finding.repaired("sent back to the worker, which takes over the abandoned run")
         elif job.status == JobStatus.FAILED and fix != Fix.ALL:
             finding.for_staff("gave up after its retries; reprocess it from the admin or run with --fix")
@@ -448,10 +444,6 @@ def failed_webhooks_reconcile(*, report: Reconciliation, fix: Fix, now: datetime
             finding.repaired("sent back to the worker now")
         else:
             finding.for_staff("changed meanwhile; see the job")
-    if lost_findings:
-        requeued = webhook_jobs_requeue_stale(older_than=WEBHOOK_OVERDUE)
-        for finding in lost_findings:
-            finding.repaired(f"queue message sent again ({requeued} stale job(s) requeued)")
 
 
 def webhook_job_detail(job: StripeWebhookJob, *, now: datetime) -> str:
@@ -465,11 +457,6 @@ def webhook_job_detail(job: StripeWebhookJob, *, now: datetime) -> str:
     if job.status == JobStatus.QUEUED:
         return f"queued since {job.created:%Y-%m-%d %H:%M} and never processed (queue message lost)"
     return f"running since {job.updated:%Y-%m-%d %H:%M}, longer than the queue timeout (worker died)"
-
-
-def webhook_job_requeue_abandoned(*, job_id: int) -> None:
-    """Queue a job whose worker died mid-run; webhook_job_run takes over runs past the queue timeout."""
-    enqueue_transactionally(PROCESS_TASK, job_id)
 
 
 # -- (d) lifetime values that drifted from the payments --------------------------------------------

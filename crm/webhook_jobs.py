@@ -107,15 +107,3 @@ def webhook_job_retry_now(*, job: StripeWebhookJob) -> bool:
     if requeued:
         enqueue_transactionally(PROCESS_TASK, job.id)
     return bool(requeued)
-
-
-def webhook_jobs_requeue_stale(*, older_than: timedelta = timedelta(minutes=10)) -> int:
-    """Re-enqueue jobs still queued long after delivery (a queue message lost); returns count."""
-    stale = StripeWebhookJob.objects.filter(
-        status=StripeWebhookJob.Status.QUEUED, created__lt=timezone.now() - older_than
-    ).values_list("id", flat=True)
-    count = 0
-    for job_id in stale.iterator():
-        enqueue_transactionally(PROCESS_TASK, job_id)
-        count += 1
-    return count
