@@ -16,6 +16,7 @@ from provisioning.links import set_password_url
 
 from .activity import Kind, activity_record
 from .models import Client, Onboarding
+from .queue import enqueue_transactionally
 from .retry import retry_schedule
 from .services import EMAIL_TASK, onboarding_finish_if_done
 
@@ -153,3 +154,14 @@ def welcome_email_record_failure(onboarding: Onboarding, *, error: Exception) ->
         onboarding=onboarding,
     )
     return status
+
+
+def welcome_email_requeue(*, onboarding_id: int, from_statuses) -> bool:
+    """Set the email step back to pending and queue it, if it is in one of `from_statuses` and the
+    onboarding has a client; False otherwise. The task claims the step, so it is sent once."""
+    queued = Onboarding.objects.filter(
+        id=onboarding_id, client__isnull=False, email_status__in=from_statuses
+    ).update(email_status=Step.PENDING, updated=timezone.now())
+    if queued:
+        enqueue_transactionally(EMAIL_TASK, onboarding_id)
+    return bool(queued)

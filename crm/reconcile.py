@@ -33,11 +33,12 @@ from djstripe.settings import djstripe_settings
 from provisioning.services import workspace_retry
 
 from .activity import Kind, activity_record
+from .emails import welcome_email_requeue
 from .locks import lock_name_for_transaction
 from .models import Client, Onboarding, Payment, ReconciliationRun, StripeWebhookJob
 from .money import format_money
 from .queue import enqueue_transactionally
-from .services import EMAIL_TASK, WORKSPACE_TASK
+from .services import WORKSPACE_TASK
 from .webhook_jobs import (
     PROCESS_TASK,
     RUNNING_TIMEOUT,
@@ -373,18 +374,17 @@ def step_repair(finding: Finding, *, onboarding: Onboarding, step: str, fix: Fix
 @transaction.atomic
 def onboarding_email_requeue(*, onboarding_id: int) -> bool:
     """Queue a welcome email that is waiting, retrying or failed (never sent) again; False if not."""
-    queued = Onboarding.objects.filter(
-        id=onboarding_id, client__isnull=False, email_status__in=[Step.PENDING, Step.RETRYING, Step.FAILED]
-    ).update(email_status=Step.PENDING, updated=timezone.now())
+    # A retry or message still pending finds the step claimed or done: the email goes once.
+    queued = welcome_email_requeue(
+        onboarding_id=onboarding_id, from_statuses=[Step.PENDING, Step.RETRYING, Step.FAILED]
+    )
     if queued:
-        # A retry or message still pending finds the step claimed or done: the email goes once.
-        enqueue_transactionally(EMAIL_TASK, onboarding_id)
         activity_record(
             kind=Kind.EMAIL,
             summary="Welcome email queued again by reconciliation",
             onboarding=Onboarding.objects.get(id=onboarding_id),
         )
-    return bool(queued)
+    return queued
 
 
 @transaction.atomic

@@ -10,6 +10,7 @@ from djstripe.models import Session
 from provisioning.services import workspace_retry
 
 from .activity import Kind, activity_record
+from .emails import welcome_email_requeue
 from .locks import lock_name_for_transaction
 from .models import Client, Onboarding, StripeWebhookJob
 from .queue import enqueue_transactionally
@@ -82,15 +83,12 @@ def onboarding_reject(*, onboarding: Onboarding, actor, note: str) -> bool:
 def welcome_email_resend(*, onboarding: Onboarding, actor) -> bool:
     """Queue the welcome email again, with a fresh set-password link; False if already queued."""
     resendable = [Step.DONE, Step.FAILED, Step.SKIPPED, Step.REFUSED]
-    queued = Onboarding.objects.filter(
-        id=onboarding.id, client__isnull=False, email_status__in=resendable
-    ).update(email_status=Step.PENDING, updated=timezone.now())
+    queued = welcome_email_requeue(onboarding_id=onboarding.id, from_statuses=resendable)
     if queued:
-        enqueue_transactionally(EMAIL_TASK, onboarding.id)
         activity_record(
             kind=Kind.STAFF, summary="Welcome email resend requested", onboarding=onboarding, actor=actor
         )
-    return bool(queued)
+    return queued
 
 
 @transaction.atomic
