@@ -66,7 +66,7 @@ def parse_args():
 
 def onboarding_in_process(endpoint_path: str) -> dict:
     """One paid checkout through the view and the worker's code, in this process; SQL per stage."""
-    from django.conf import settings
+    import stripe
     from django.core.wsgi import get_wsgi_application
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -74,16 +74,14 @@ def onboarding_in_process(endpoint_path: str) -> dict:
     from django_q.brokers import get_broker
     from django_q.signing import SignedPackage
 
-    from crm import stripe_client
     from crm.models import Onboarding
     from stripe_sandbox.server import StripeSandbox
     from stripe_sandbox.signing import sign_payload
     from stripe_sandbox.webhooks import event_payload
 
-    previous_host = settings.STRIPE_API_HOST
+    previous_host = stripe.api_base
     sandbox = StripeSandbox()
-    settings.STRIPE_API_HOST = sandbox.start()
-    stripe_client.configure()
+    stripe.api_base = sandbox.start()  # as dj-stripe sets it from STRIPE_API_HOST
     try:
         checkout = sandbox.create_checkout(
             email=f"bench-inprocess-{uuid.uuid4().hex[:8]}@example.com", **CHECKOUT, deliver=False
@@ -122,8 +120,7 @@ def onboarding_in_process(endpoint_path: str) -> dict:
         stripe_requests = sandbox.request_counts()
     finally:
         sandbox.stop()
-        settings.STRIPE_API_HOST = previous_host
-        stripe_client.configure()
+        stripe.api_base = previous_host
     return {"stages": stages, "status": onboarding.status, "stripe_requests": stripe_requests}
 
 

@@ -11,6 +11,5 @@ def configure() -> None:
     # stripe-python itself retries connection errors, 409s and 5xx (with Stripe-Should-Retry)
     # twice with jittered backoff; our task retry (crm/retry.py) covers longer outages.
     stripe.max_network_retries = 2
-    api_host = getattr(settings, "STRIPE_API_HOST", None)
-    if api_host:
-        stripe.api_base = api_host
+    # The API host (STRIPE_API_HOST, e.g. the sandbox) is dj-stripe's setting: it sets
+    # stripe.api_base from it when its settings load.

@@ -4,9 +4,11 @@ import importlib
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 import requests
+import stripe
 from django.apps import apps as django_apps
 from django.conf import settings
 from django.contrib.auth.models import Group, User
@@ -38,10 +40,23 @@ def stripe_sandbox():
     """One in-process Stripe sandbox for the session; stripe-python talks to it over HTTP."""
     sandbox = StripeSandbox()
     url = sandbox.start()
-    settings.STRIPE_API_HOST = url
-    stripe_client.configure()
+    # What dj-stripe does with STRIPE_API_HOST when its settings load (before this fixture runs).
+    settings.STRIPE_API_HOST = stripe.api_base = url
     yield sandbox
     sandbox.stop()
+
+
+@contextmanager
+def stripe_timeout(seconds: float):
+    """stripe-python's HTTP timeout set to `seconds` for the block; the configured one back after."""
+    configured = settings.STRIPE_API_TIMEOUT
+    settings.STRIPE_API_TIMEOUT = seconds
+    stripe_client.configure()
+    try:
+        yield
+    finally:
+        settings.STRIPE_API_TIMEOUT = configured
+        stripe_client.configure()
 
 
 @pytest.fixture

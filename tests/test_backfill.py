@@ -19,12 +19,11 @@ from django.db import transaction
 from django_q.models import OrmQ
 from djstripe.models import Session
 
-from crm import stripe_client
 from crm.backfill import BackfillError, RateLimiter, RetryPolicy, onboarding_backfill
 from crm.models import Activity, BackfillRun, Client, Onboarding, Payment
 from crm.staff import welcome_email_resend
 from provisioning.models import Workspace
-from tests.conftest import run_queued_tasks
+from tests.conftest import run_queued_tasks, stripe_timeout
 from tests.factories import ServiceFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
@@ -289,7 +288,7 @@ def test_interrupted_run_resumes_after_its_checkpoint_and_ends_like_an_uninterru
     assert summary.counts == expected_summary.counts
 
 
-def test_rate_limit_storm_and_failing_pages_are_survived(sandbox, services, settings):
+def test_rate_limit_storm_and_failing_pages_are_survived(sandbox, services):
     sandbox.seed(count=120, service_id="website-care", currency="usd", created_from=T0 + 60, created_step=60)
 
     sandbox.set_fault(endpoint=LIST, kind="http_429", count=5)
@@ -304,16 +303,11 @@ def test_rate_limit_storm_and_failing_pages_are_survived(sandbox, services, sett
     summary = onboarding_backfill(since=SINCE, until=UNTIL, retry=FAST, rate=0)
     assert summary.counts["already_onboarded"] == 120 and summary.stripe_requests == 2 + 3
 
-    settings.STRIPE_API_TIMEOUT = 1
-    stripe_client.configure()
-    try:
+    with stripe_timeout(1):
         sandbox.clear_faults()
         sandbox.set_fault(endpoint=LIST, kind="timeout", seconds=2, count=1)
         summary = onboarding_backfill(since=SINCE, until=UNTIL, retry=FAST, rate=0)
         assert summary.counts["already_onboarded"] == 120 and summary.stripe_requests == 2 + 1
-    finally:
-        settings.STRIPE_API_TIMEOUT = 20
-        stripe_client.configure()
 
 
 def test_a_page_that_keeps_failing_stops_with_a_clear_message(sandbox, services):

@@ -8,12 +8,11 @@ from django.urls import resolve, reverse
 from django_q.models import OrmQ, Schedule
 from djstripe.models import Customer, Event, PaymentIntent, Session, WebhookEventTrigger
 
-from crm import stripe_client
 from crm.models import StripeWebhookJob
 from crm.webhook_jobs import MAX_ATTEMPTS, webhook_job_retry_now, webhook_job_run
 from crm.webhooks import StripeWebhookView
 from stripe_sandbox.signing import sign_payload
-from tests.conftest import run_queued_tasks, signed_post
+from tests.conftest import run_queued_tasks, signed_post, stripe_timeout
 
 pytestmark = pytest.mark.django_db
 
@@ -209,14 +208,9 @@ def test_unknown_endpoint_is_404(client, db):
 
 
 @pytest.fixture
-def short_stripe_timeout(settings):
-    """A 1 s Stripe client timeout for this test, and the configured one back afterwards."""
-    configured = settings.STRIPE_API_TIMEOUT
-    settings.STRIPE_API_TIMEOUT = 1
-    stripe_client.configure()
-    yield
-    settings.STRIPE_API_TIMEOUT = configured
-    stripe_client.configure()
+def short_stripe_timeout():
+    with stripe_timeout(1):
+        yield
 
 
 @pytest.mark.parametrize("fault", ["http_500", "http_429", "timeout"])
