@@ -37,6 +37,7 @@ from .selectors import (
     client_stripe_links,
     client_timeline,
     onboarding_search,
+    onboardings_latest,
     payment_search,
 )
 
@@ -276,21 +277,18 @@ class ClientAdmin(StaffActionsMixin, admin.ModelAdmin):
 
     @admin.action(description="Resend welcome email (fresh link)", permissions=["resend_welcome_email"])
     def resend_welcome_email(self, request, queryset: QuerySet[Client]) -> None:
-        done = 0
-        for client in queryset:
-            onboarding = client.onboardings.exclude(client__isnull=True).order_by("-created").first()
-            done += bool(onboarding and staff.welcome_email_resend(onboarding=onboarding, actor=request.user))
+        onboardings = onboardings_latest(queryset)
+        done = sum(staff.welcome_email_resend(onboarding=o, actor=request.user) for o in onboardings)
         self.report(
             request, done, len(queryset), "Welcome emails queued", "no onboarding, or one already queued"
         )
 
     @admin.action(description="Retry workspace provisioning", permissions=["retry_provisioning"])
     def retry_provisioning(self, request, queryset: QuerySet[Client]) -> None:
-        onboardings = Onboarding.objects.filter(client__in=queryset)
+        retryable = [Onboarding.StepStatus.FAILED, Onboarding.StepStatus.RETRYING]
+        onboardings = Onboarding.objects.filter(client__in=queryset, workspace_status__in=retryable)
         done = sum(staff.provisioning_retry(onboarding=o, actor=request.user) for o in onboardings)
-        self.report(
-            request, done, len(onboardings), "Workspace steps queued", "not failed or waiting to retry"
-        )
+        self.report(request, done, len(onboardings), "Workspace steps queued", "changed meanwhile")
 
 
 class RejectForm(ActionForm):

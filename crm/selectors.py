@@ -5,7 +5,7 @@ from datetime import datetime
 
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.urls import reverse
 from djstripe.models import Customer, PaymentIntent, Session
 
@@ -189,3 +189,9 @@ def payment_search(queryset: QuerySet[Payment], term: str) -> QuerySet[Payment]:
         # walk all 300,000 payments newest first looking for 100 matches (1 s, bench/admin_scale.py).
         return queryset.filter(client_id__in=client_ids)
     return queryset.filter(client__email__startswith=prefix)
+
+
+def onboardings_latest(clients: QuerySet[Client]) -> QuerySet[Onboarding]:
+    """Each of the clients' most recent onboarding, in one query."""
+    latest = Onboarding.objects.filter(client=OuterRef("pk")).order_by("-created").values("id")[:1]
+    return Onboarding.objects.filter(id__in=clients.annotate(latest_id=Subquery(latest)).values("latest_id"))

@@ -181,6 +181,22 @@ def test_retry_provisioning_and_reprocess_webhook(pipeline, operations, client, 
     assert job.status == "succeeded"
 
 
+def test_client_resend_goes_to_each_selected_clients_latest_onboarding(pipeline, support, client):
+    ServiceFactory()
+    pipeline.pay_and_process(email="ada@example.com")
+    pipeline.pay_and_process(email="ada@example.com")  # a returning client: two onboardings
+    pipeline.pay_and_process(email="grace@example.com")
+    mail.outbox.clear()
+
+    response = post_action(client, "/admin/crm/client/", "resend_welcome_email", list(Client.objects.all()))
+
+    assert any("queued: 2 of 2" in m for m in messages_of(response))
+    resent = Activity.objects.filter(summary="Welcome email resend requested")
+    for each in Client.objects.all():
+        latest = each.onboardings.order_by("-created").first()
+        assert list(resent.filter(client=each).values_list("onboarding", flat=True)) == [latest.id]
+
+
 def test_support_sees_only_the_actions_it_may_run_and_a_forged_post_is_refused(pipeline, support, client):
     pipeline.pay_and_process(service_id="unknown")
     onboarding_list = client.get("/admin/crm/onboarding/").content.decode()
