@@ -65,7 +65,6 @@ class WeeklyRevenue:
 
 @dataclass(frozen=True)
 class DashboardFigures:
-    now: datetime
     # paid, onboarded, held, failed → counts per window (see dashboard_figures for what each means).
     counts: dict[str, WindowCounts]
     # What waits for staff now, whatever its age: held, failed, email_retrying, email_failed,
@@ -107,7 +106,6 @@ def dashboard_figures(*, now: datetime) -> DashboardFigures:
     }
     p50, p95, counted = onboarding_duration_percentiles(since=now - timedelta(days=DURATION_DAYS), now=now)
     return DashboardFigures(
-        now=now,
         counts=counts,
         queues=queues,
         duration_p50=p50,

@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 
 from crm.charts import revenue_charts
@@ -61,9 +61,10 @@ class OnboardingAdminSite(admin.AdminSite):
         """What waits for staff, each linked to its filtered changelist when the user may view it."""
         onboardings = ("crm_onboarding_changelist", "crm.view_onboarding")
         jobs = ("crm_stripewebhookjob_changelist", "crm.view_stripewebhookjob")
-        held_url = self.changelist_url(request, "crm_heldonboarding_changelist", "crm.view_heldonboarding")
-        if held_url is None:
-            held_url = self.changelist_url(request, *onboardings, status__exact="held")
+        # The "Needs review" queue for those who may view it, else the filtered onboarding list.
+        held_url = self.changelist_url(
+            request, "crm_heldonboarding_changelist", "crm.view_heldonboarding"
+        ) or self.changelist_url(request, *onboardings, status__exact="held")
         return [
             Queue("Held for review", counts["held"], held_url),
             Queue(
@@ -99,12 +100,7 @@ class OnboardingAdminSite(admin.AdminSite):
         ]
 
     def changelist_url(self, request: HttpRequest, name: str, permission: str, **filters: str) -> str | None:
-        # The lead may add a "Needs review" proxy admin; until then (or if it is removed)
-        # the name does not resolve and the caller falls back to a filtered list.
         if not request.user.has_perm(permission):
             return None
-        try:
-            url = reverse(f"{self.name}:{name}", current_app=self.name)
-        except NoReverseMatch:
-            return None
+        url = reverse(f"{self.name}:{name}", current_app=self.name)
         return f"{url}?{urlencode(filters)}" if filters else url
