@@ -3,6 +3,7 @@
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -112,3 +113,26 @@ def test_demo_onboards_then_stopping_it_leaves_no_process(tmp_path, stop):
     # Gracefully: that takes about a second; the demo's SIGKILL fallback comes only after 15 s.
     assert stopped_in < 12, f"stopping took {stopped_in:.1f} s:\n{rest[-3000:]}"
     assert "Traceback" not in rest
+
+
+def test_demo_stops_at_once_with_a_clear_error_when_the_sandbox_cannot_start(tmp_path):
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("needs the PostgreSQL test database (as in CI), which the demo's processes share")
+    database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    with socket.socket() as taken:  # the sandbox's port is already in use
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "manage.py", "demo", "--port", str(free_port())]
+            + ["--sandbox-port", str(taken.getsockname()[1])],
+            cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": database_url, "EMAIL_FILE_PATH": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode != 0
+    assert "stripe_sandbox --port" in result.stderr and "exited with" in result.stderr
+    assert time.monotonic() - started < 25  # not the 30 s wait for a server that will never answer

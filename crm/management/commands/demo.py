@@ -76,14 +76,14 @@ class Command(BaseCommand):
         try:
             self.step(f"Starting the Stripe sandbox on {sandbox_url}")
             children.append(self.spawn(["stripe_sandbox", "--port", str(opts["sandbox_port"])], env))
-            self.wait_for(f"{sandbox_url}/_sandbox/health")
+            self.wait_for(f"{sandbox_url}/_sandbox/health", children[-1])
             self.step("Starting the django-q2 worker (manage.py qcluster)")
             children.append(self.spawn(["qcluster"], env))
             self.step(f"Starting the web server on {site_url}")
             children.append(
                 self.spawn(["runserver", "--noreload", "--skip-checks", f"127.0.0.1:{opts['port']}"], env)
             )
-            self.wait_for(f"{site_url}/admin/login/")
+            self.wait_for(f"{site_url}/admin/login/", children[-1])
 
             endpoint, _ = webhook_endpoint_register(secret=DEMO_SECRET, base_url=site_url)
             self.step(f"Webhook endpoint: {endpoint.url}")
@@ -143,9 +143,12 @@ class Command(BaseCommand):
         # (a qcluster whose workers get the terminal's signal too can hang while stopping).
         return subprocess.Popen([sys.executable, str(manage), *args], env=env, start_new_session=True)
 
-    def wait_for(self, url: str, timeout: float = 30) -> None:
+    def wait_for(self, url: str, child: subprocess.Popen, timeout: float = 30) -> None:
+        """Until `url` answers; at once if the child that should serve it exits (e.g. port in use)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if child.poll() is not None:
+                raise CommandError(f"{' '.join(child.args[2:])} exited with {child.returncode}; see above")
             try:
                 if requests.get(url, timeout=2).status_code < 500:
                     return
