@@ -12,7 +12,7 @@ from django.db.models import F
 from django.template.loader import render_to_string, select_template
 from django.utils import timezone
 
-from provisioning.links import set_password_url
+from provisioning.links import portal_url, set_password_url
 
 from .activity import Kind, activity_record
 from .models import Client, Onboarding
@@ -52,7 +52,7 @@ def welcome_email_build(onboarding: Onboarding, *, user) -> EmailMultiAlternativ
         "client": onboarding.client,
         "service": service,
         "set_password_url": set_password_url(user),
-        "portal_url": settings.SITE_URL + "/portal/",
+        "portal_url": portal_url("home"),
         "link_valid_days": max(1, settings.PASSWORD_RESET_TIMEOUT // 86400),
     }
     names = [f"emails/welcome/{service.service_id}", "emails/welcome"]

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from django.conf import settings
-from django.urls import reverse
 from django.utils.module_loading import import_string
 
+from .links import portal_url
 from .models import Workspace
 
 
@@ -30,8 +30,7 @@ class LocalBackend:
     """The default: the dashboard is a page of this app's client portal."""
 
     def provision(self, workspace: Workspace) -> ProvisionResult:
-        path = reverse("portal:workspace", args=[workspace.id])
-        return ProvisionResult(url=f"{settings.SITE_URL}{path}", external_id=f"local-{workspace.id}")
+        return ProvisionResult(url=portal_url("workspace", workspace.id), external_id=f"local-{workspace.id}")
 
 
 def get_backend() -> Backend:

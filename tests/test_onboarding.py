@@ -54,6 +54,7 @@ def test_paid_checkout_onboards_client_with_email_and_workspace(pipeline, servic
     [message] = mail.outbox
     assert message.to == ["ada.lovelace@example.com"]
     assert "Ada Lovelace" in message.body and "Website Care Plan" in message.body
+    assert "log in at http://testserver/portal/ with ada.lovelace@example.com" in message.body
     html = message.alternatives[0][0]
     assert "Website Care Plan" in html and set_password_link(message) in html
     assert message.tags == ["welcome"]
