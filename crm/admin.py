@@ -198,12 +198,13 @@ class ClientAdmin(StaffActionsMixin, admin.ModelAdmin):
         status = getattr(obj, "latest_onboarding_status", None)
         return Status(status).label if status else "—"
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        client = self.get_object(request, object_id)
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # The client the change view already loaded (no second fetch, as change_view would need).
+        client = obj
         if client is not None:
             latest = client.onboardings.order_by("-created").first()
-            extra_context = {
-                **(extra_context or {}),
+            context = {
+                **context,
                 "summary": {
                     "email": client.email,
                     "name": client.name,
@@ -215,7 +216,7 @@ class ClientAdmin(StaffActionsMixin, admin.ModelAdmin):
                 "stripe_links": client_stripe_links(client),
                 "can_add_note": request.user.has_perm("crm.add_activity"),
             }
-        return super().change_view(request, object_id, form_url, extra_context)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_urls(self):
         return [
@@ -389,6 +390,7 @@ class HeldOnboardingAdmin(OnboardingAdmin):
     ]
     # The held queue is small (status = held, indexed): its real currencies are cheap to list.
     list_filter = ["held_reason", "currency", "created"]
+    list_select_related = False  # service_ref is the id Stripe sent, no join to Service needed
     ordering = ["created"]
     actions = ["approve", "reject"]
 
