@@ -146,12 +146,7 @@ class StripeApi:
             _route("GET", "/v1/account", self.get_account),
             _route("GET", "/v1/accounts/{id}", self.get_account),
             _route("POST", "/v1/customers", self.create_customer, customer_fields),
-            _route(
-                "GET",
-                "/v1/customers",
-                self.list_objects("customer", "email"),
-                LIST_PARAMS | {"email", "created"},
-            ),
+            self.list_route("/v1/customers", "customer", "email"),
             _route("GET", "/v1/customers/{id}", self.retrieve("customer")),
             _route("POST", "/v1/customers/{id}", self.update_customer, customer_fields),
             _route("DELETE", "/v1/customers/{id}", self.delete_customer),
@@ -174,19 +169,9 @@ class StripeApi:
             _route("GET", "/v1/checkout/sessions/{id}", self.retrieve("checkout.session")),
             _route("GET", "/v1/checkout/sessions/{id}/line_items", self.list_line_items, LIST_PARAMS),
             _route("POST", "/v1/checkout/sessions/{id}/expire", self.expire_session),
-            _route(
-                "GET",
-                "/v1/payment_intents",
-                self.list_objects("payment_intent", "customer"),
-                LIST_PARAMS | {"created", "customer"},
-            ),
+            self.list_route("/v1/payment_intents", "payment_intent", "customer"),
             _route("GET", "/v1/payment_intents/{id}", self.retrieve("payment_intent"), ("client_secret",)),
-            _route(
-                "GET",
-                "/v1/charges",
-                self.list_objects("charge", "customer", "payment_intent", "transfer_group"),
-                LIST_PARAMS | {"created", "customer", "payment_intent", "transfer_group"},
-            ),
+            self.list_route("/v1/charges", "charge", "customer", "payment_intent", "transfer_group"),
             _route("GET", "/v1/charges/{id}", self.retrieve("charge")),
             _route("GET", "/v1/payment_methods/{id}", self.retrieve("payment_method")),
             _route("GET", "/v1/balance_transactions/{id}", self.retrieve("balance_transaction")),
@@ -196,12 +181,7 @@ class StripeApi:
                 self.create_product,
                 ("id", "name", "description", "metadata", "active"),
             ),
-            _route(
-                "GET",
-                "/v1/products",
-                self.list_objects("product", "active", "shippable", "url"),
-                LIST_PARAMS | {"created", "active", "shippable", "url"},
-            ),
+            self.list_route("/v1/products", "product", "active", "shippable", "url"),
             _route("GET", "/v1/products/{id}", self.retrieve("product")),
             _route(
                 "POST",
@@ -220,12 +200,7 @@ class StripeApi:
                     "tax_behavior",
                 ),
             ),
-            _route(
-                "GET",
-                "/v1/prices",
-                self.list_objects("price", "active", "currency", "product", "type"),
-                LIST_PARAMS | {"created", "active", "currency", "product", "type"},
-            ),
+            self.list_route("/v1/prices", "price", "active", "currency", "product", "type"),
             _route("GET", "/v1/prices/{id}", self.retrieve("price")),
             _route(
                 "GET",
@@ -275,6 +250,11 @@ class StripeApi:
             return expand(self.store, obj, request.expand_paths)
 
         return handler
+
+    def list_route(self, template: str, object_type: str, *equal_filters: str) -> Route:
+        """A list endpoint with `created` and equality filters, accepting exactly those parameters."""
+        params = LIST_PARAMS | {"created", *equal_filters}
+        return _route("GET", template, self.list_objects(object_type, *equal_filters), params)
 
     def list_objects(self, object_type: str, *equal_filters: str) -> Callable:
         """Handler factory: a list endpoint with `created` and simple equality filters."""
