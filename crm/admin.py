@@ -443,6 +443,17 @@ class StripeWebhookJobAdmin(StaffActionsMixin, ReadOnlyAdminMixin, admin.ModelAd
         self.report(request, done, len(queryset), "Sent back to the worker", "already processed or running")
 
 
+# A reconciliation run's counts, in the list and in the run's page alike.
+RUN_FINDINGS = [
+    "missed_checkouts",
+    "unfinished_onboardings",
+    "failed_webhooks",
+    "value_mismatches",
+    "repaired",
+    "for_staff",
+]
+
+
 @admin.register(ReconciliationRun)
 class ReconciliationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Each reconciliation (daily schedule or command), read-only: the latest result is on top."""
@@ -452,12 +463,7 @@ class ReconciliationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "triggered_by",
         "days",
         "fixed",
-        "missed_checkouts",
-        "unfinished_onboardings",
-        "failed_webhooks",
-        "value_mismatches",
-        "repaired",
-        "for_staff",
+        *RUN_FINDINGS,
         "finished",
         "error",
     ]
@@ -466,19 +472,7 @@ class ReconciliationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     readonly_fields = [f.name for f in ReconciliationRun._meta.fields]
     fieldsets = [
         (None, {"fields": ["started", "finished", "triggered_by", "days", "fixed", "events_scanned"]}),
-        (
-            "Findings",
-            {
-                "fields": [
-                    "missed_checkouts",
-                    "unfinished_onboardings",
-                    "failed_webhooks",
-                    "value_mismatches",
-                    "repaired",
-                    "for_staff",
-                ]
-            },
-        ),
+        ("Findings", {"fields": RUN_FINDINGS}),
         ("Report", {"fields": ["report", "error"]}),
     ]
 
