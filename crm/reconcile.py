@@ -38,10 +38,10 @@ from .locks import lock_name_for_transaction
 from .models import Client, Onboarding, Payment, ReconciliationRun, StripeWebhookJob
 from .money import format_money
 from .queue import enqueue_transactionally
+from .retry import abandoned_before
 from .services import WORKSPACE_TASK
 from .webhook_jobs import (
     PROCESS_TASK,
-    RUNNING_TIMEOUT,
     stripe_event_process,
     webhook_job_retry_now,
 )
@@ -394,7 +394,7 @@ def onboarding_workspace_requeue(*, onboarding_id: int) -> bool:
     if onboarding.workspace_status in (Step.FAILED, Step.RETRYING):
         queued = workspace_retry(onboarding=onboarding)
     elif onboarding.workspace_status == Step.PENDING or (
-        onboarding.workspace_status == Step.RUNNING and onboarding.updated < timezone.now() - RUNNING_TIMEOUT
+        onboarding.workspace_status == Step.RUNNING and onboarding.updated < abandoned_before()
     ):
         # The task claims a pending step or takes over an abandoned one; a duplicate message is a no-op.
         enqueue_transactionally(WORKSPACE_TASK, onboarding_id)
@@ -419,7 +419,7 @@ def failed_webhooks_reconcile(*, report: Reconciliation, fix: Fix, now: datetime
     failed = Q(status=JobStatus.FAILED)
     late = Q(status=JobStatus.RETRYING) & (Q(next_attempt_at__lt=overdue) | Q(next_attempt_at__isnull=True))
     lost = Q(status=JobStatus.QUEUED, created__lt=overdue, trigger__valid=True, trigger__processed=False)
-    abandoned = Q(status=JobStatus.RUNNING, updated__lt=now - RUNNING_TIMEOUT)
+    abandoned = Q(status=JobStatus.RUNNING, updated__lt=abandoned_before(now))
     jobs = (
         StripeWebhookJob.objects.filter(created__gte=report.since)
         .filter(failed | late | lost | abandoned)

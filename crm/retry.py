@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -9,6 +10,12 @@ from django_q.models import Schedule
 # wakes every 30 s, so shorter delays would not be honoured anyway.
 BASE_DELAY_SECONDS = 30
 MAX_DELAY_SECONDS = 3600
+
+
+def abandoned_before(now: timezone.datetime | None = None) -> timezone.datetime:
+    """Work still "running" since before this belongs to a worker that died: the queue's timeout
+    has passed (django-q would have killed the task), so another run may take it over."""
+    return (now or timezone.now()) - timedelta(seconds=settings.Q_CLUSTER["timeout"])
 
 
 def backoff_seconds(attempts: int) -> int:

@@ -1,10 +1,8 @@
 """Services for StripeWebhookJob: create with the trigger, run in the worker, requeue lost ones."""
 
 import logging
-from datetime import timedelta
 from traceback import format_exc
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -14,7 +12,7 @@ from djstripe.settings import djstripe_settings
 from .locks import lock_name_for_transaction
 from .models import StripeWebhookJob
 from .queue import enqueue_transactionally
-from .retry import retry_schedule
+from .retry import abandoned_before, retry_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +20,6 @@ PROCESS_TASK = "crm.tasks.webhook_job_process"
 # 8 attempts: the 7 waits between them (30 s doubling to 32 min) add up to about an hour before a
 # job is left failed for staff.
 MAX_ATTEMPTS = 8
-RUNNING_TIMEOUT = timedelta(seconds=settings.Q_CLUSTER["timeout"])
 
 
 def webhook_job_create(*, trigger: WebhookEventTrigger, event: dict) -> StripeWebhookJob:
@@ -38,8 +35,7 @@ def webhook_job_run(*, job_id: int) -> str:
     Returns the job's resulting status. Safe to call twice: only a queued or retrying job is
     claimed, and duplicate deliveries of one event are serialised so it is processed once.
     """
-    # A job still "running" after the queue's timeout belongs to a worker that died.
-    abandoned = Q(status=StripeWebhookJob.Status.RUNNING, updated__lt=timezone.now() - RUNNING_TIMEOUT)
+    abandoned = Q(status=StripeWebhookJob.Status.RUNNING, updated__lt=abandoned_before())
     claimable = Q(status__in=[StripeWebhookJob.Status.QUEUED, StripeWebhookJob.Status.RETRYING])
     claimed = StripeWebhookJob.objects.filter(claimable | abandoned, id=job_id).update(
         status=StripeWebhookJob.Status.RUNNING,

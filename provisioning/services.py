@@ -1,7 +1,6 @@
 """Services for the workspace step of an onboarding: claim, provision once per client+service, record."""
 
 import logging
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -12,7 +11,7 @@ from crm.activity import Kind, activity_record
 from crm.locks import lock_name_for_transaction
 from crm.models import Onboarding
 from crm.queue import enqueue_transactionally
-from crm.retry import retry_schedule
+from crm.retry import abandoned_before, retry_schedule
 from crm.services import WORKSPACE_TASK, onboarding_finish_if_done
 
 from .backends import ProvisionResult, get_backend
@@ -26,11 +25,6 @@ MAX_ATTEMPTS = 6
 Step = Onboarding.StepStatus
 
 
-def _running_timeout() -> timedelta:
-    # A step or workspace still "running" after the queue's timeout belongs to a worker that died.
-    return timedelta(seconds=settings.Q_CLUSTER["timeout"])
-
-
 def workspace_provision_for_onboarding(*, onboarding_id: int) -> str:
     """Give the onboarding's client a ready workspace for its service; returns the step's status.
 
@@ -38,7 +32,7 @@ def workspace_provision_for_onboarding(*, onboarding_id: int) -> str:
     of the same client and service share one workspace, provisioned by one run at a time.
     """
     now = timezone.now()
-    abandoned = Q(workspace_status=Step.RUNNING, updated__lt=now - _running_timeout())
+    abandoned = Q(workspace_status=Step.RUNNING, updated__lt=abandoned_before())
     claimable = Q(workspace_status__in=[Step.PENDING, Step.RETRYING])
     claimed = Onboarding.objects.filter(claimable | abandoned, id=onboarding_id).update(
         workspace_status=Step.RUNNING, workspace_attempts=F("workspace_attempts") + 1, updated=now
@@ -85,7 +79,7 @@ def workspace_claim(*, client_id: int, service_id: int) -> tuple[Workspace, bool
     run is provisioning it).
     """
     now = timezone.now()
-    abandoned = Q(status=Workspace.Status.PROVISIONING, updated__lt=now - _running_timeout())
+    abandoned = Q(status=Workspace.Status.PROVISIONING, updated__lt=abandoned_before())
     claimable = Q(status__in=[Workspace.Status.PENDING, Workspace.Status.FAILED])
     with transaction.atomic():
         # Serialise get_or_create for this pair, so a concurrent run waits for the first one's
