@@ -3,6 +3,11 @@
 Stripe is the source of truth: a local edit would be overwritten by the next sync, and dj-stripe's
 "sync" actions call the Stripe API from a request. Each registered dj-stripe admin is replaced by
 a subclass that only views (Django's documented unregister/register), keeping its list and search.
+
+dj-stripe's admins also add a URL, `<model>/action/<action>/<model>/`, that runs its custom actions
+(resync, sync all, cancel a subscription, release a schedule) behind `admin_view` alone: any staff
+user, whatever their permissions, could POST there and make the app call Stripe. Hiding the actions
+from `get_actions` does not close that URL, so the read-only admins drop it from `get_urls`.
 """
 
 from django.apps import apps
@@ -22,9 +27,17 @@ class ReadOnlyAdminMixin:
         return False
 
 
+# The URL name dj-stripe's CustomActionMixin gives its action view (djstripe/admin/actions.py).
+DJSTRIPE_ACTION_URL_NAME = "djstripe_custom_action"
+
+
 class ReadOnlyMirrorMixin(ReadOnlyAdminMixin):
     def get_actions(self, request):
         return {}  # dj-stripe's "sync" actions call the Stripe API from a request
+
+    def get_urls(self):
+        # No door to dj-stripe's action view for anyone: it checks no permission (see above).
+        return [url for url in super().get_urls() if url.name != DJSTRIPE_ACTION_URL_NAME]
 
 
 def make_stripe_mirror_read_only(site: admin.AdminSite) -> None:
