@@ -2,13 +2,14 @@
 
 import logging
 import smtplib
+from email.utils import parseaddr
 
-from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
+from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRecipientsRefused
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.template.loader import render_to_string, select_template
 from django.utils import timezone
 
@@ -17,13 +18,18 @@ from provisioning.links import portal_url, set_password_url
 from .activity import Kind, activity_record
 from .models import Client, Onboarding
 from .queue import enqueue_transactionally
-from .retry import retry_schedule
+from .retry import abandoned_before, retry_schedule
 from .services import EMAIL_TASK, onboarding_finish_if_done
 
 logger = logging.getLogger(__name__)
 
 Step = Onboarding.StepStatus
+Held = Onboarding.HeldReason
 MAX_ATTEMPTS = 6
+
+
+class PortalLoginConflict(Exception):
+    """The client's email already names a login that is not theirs (staff, or another client)."""
 
 
 def client_portal_user_ensure(*, client: Client):
@@ -39,7 +45,9 @@ def client_portal_user_ensure(*, client: Client):
         user.save(update_fields=["password"])
     elif user.is_staff or user.is_superuser:
         # Never hand a staff account's password reset to whoever paid with that address.
-        raise PermissionError(f"{client.email} belongs to a staff account; not linking it to a client.")
+        raise PortalLoginConflict(f"{client.email} belongs to a staff account; not linking it to a client.")
+    elif Client.objects.filter(user=user).exclude(id=client.id).exists():
+        raise PortalLoginConflict(f"{client.email} is the portal login of another client.")
     Client.objects.filter(id=client.id).update(user=user)
     client.user = user
     return user
@@ -58,11 +66,14 @@ def welcome_email_build(onboarding: Onboarding, *, user) -> EmailMultiAlternativ
     names = [f"emails/welcome/{service.service_id}", "emails/welcome"]
     text = select_template([f"{n}.txt" for n in names]).render(context)
     html = select_template([f"{n}.html" for n in names]).render(context)
-    subject = service.welcome_email_subject or render_to_string("emails/welcome_subject.txt", context).strip()
+    # A subject is plain text (the template turns autoescaping off), on one line.
+    subject = service.welcome_email_subject or render_to_string("emails/welcome_subject.txt", context)
+    subject = " ".join(subject.split())
     message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [onboarding.client.email])
     message.attach_alternative(html, "text/html")
     # Anymail passes these to the ESP, so its tracking webhooks can be tied back to the onboarding.
     # One tag only: several ESPs (Postmark among them) accept a single tag per message.
+    message.extra_headers = {"Message-ID": welcome_email_message_id(onboarding)}
     message.tags = ["welcome"]
     message.metadata = {
         "onboarding_id": str(onboarding.id),
@@ -72,11 +83,28 @@ def welcome_email_build(onboarding: Onboarding, *, user) -> EmailMultiAlternativ
     return message
 
 
+def welcome_email_message_id(onboarding: Onboarding) -> str:
+    """The same Message-ID for every attempt of one send, so that mail clients collapse the rare
+    duplicate of a send taken over from a worker that died after handing it to the ESP. A resend
+    staff ask for is a new message, with a new id."""
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "localhost"
+    return f"<welcome.{onboarding.id}.{onboarding.email_resends}@{domain}>"
+
+
 def welcome_email_send(*, onboarding_id: int) -> str:
-    """Send the onboarding's welcome email at most once; returns the step's status."""
-    claimed = Onboarding.objects.filter(
-        id=onboarding_id, email_status__in=[Step.PENDING, Step.RETRYING]
-    ).update(email_status=Step.RUNNING, email_attempts=F("email_attempts") + 1, updated=timezone.now())
+    """Send the onboarding's welcome email once; returns the step's status.
+
+    Claims a pending or retrying step, or takes over one whose worker died mid-send (running since
+    before the queue's timeout). Every outcome is recorded: sent, refused (held for staff), a
+    transient failure (retried with backoff) or any other error (retried, then failed for staff).
+    """
+    now = timezone.now()
+    claimable = Q(email_status__in=[Step.PENDING, Step.RETRYING]) | Q(
+        email_status=Step.RUNNING, email_claimed_at__lt=abandoned_before(now)
+    )
+    claimed = Onboarding.objects.filter(claimable, id=onboarding_id).update(
+        email_status=Step.RUNNING, email_attempts=F("email_attempts") + 1, email_claimed_at=now, updated=now
+    )
     onboarding = Onboarding.objects.select_related("client__user", "service").get(id=onboarding_id)
     if not claimed:
         return onboarding.email_status
@@ -84,9 +112,14 @@ def welcome_email_send(*, onboarding_id: int) -> str:
     try:
         message = welcome_email_build(onboarding, user=client_portal_user_ensure(client=onboarding.client))
         message.send()
-    except AnymailRecipientsRefused as exc:
+    except (AnymailRecipientsRefused, AnymailInvalidAddress) as exc:
         return welcome_email_record_refused(onboarding, error=exc)
+    except PortalLoginConflict as exc:
+        return welcome_email_record_refused(onboarding, error=exc, reason=Held.EMAIL_LOGIN_CONFLICT)
     except (AnymailAPIError, smtplib.SMTPException, OSError) as exc:
+        status = welcome_email_record_failure(onboarding, error=exc)
+    except Exception as exc:  # noqa: BLE001 - a bug or a bad row: recorded for staff, never left running
+        logger.exception("Welcome email for onboarding %s raised", onboarding.id)
         status = welcome_email_record_failure(onboarding, error=exc)
     else:
         status = welcome_email_record_sent(onboarding, message=message)
@@ -94,17 +127,25 @@ def welcome_email_send(*, onboarding_id: int) -> str:
     return status
 
 
+def _this_claim(onboarding: Onboarding):
+    """The onboarding's row while it is still claimed by this attempt: a takeover or a staff resend
+    since then owns the step, and this attempt's outcome must not overwrite theirs."""
+    return Onboarding.objects.filter(
+        id=onboarding.id, email_status=Step.RUNNING, email_attempts=onboarding.email_attempts
+    )
+
+
 def welcome_email_record_sent(onboarding: Onboarding, *, message: EmailMultiAlternatives) -> str:
     """Record the send and the ESP's message id (Anymail backends set anymail_status)."""
     anymail_status = getattr(message, "anymail_status", None)
-    Onboarding.objects.filter(id=onboarding.id).update(
+    _this_claim(onboarding).update(
         email_status=Step.DONE,
         email_sent_at=timezone.now(),
         email_message_id=(anymail_status.message_id if anymail_status else None) or "",
         email_last_error="",
         updated=timezone.now(),
     )
-    logger.info("Welcome email for onboarding %s sent to %s", onboarding.id, onboarding.client.email)
+    logger.info("Welcome email for onboarding %s sent", onboarding.id)
     activity_record(
         kind=Kind.EMAIL,
         summary=f"Welcome email sent to {onboarding.client.email}",
@@ -114,20 +155,28 @@ def welcome_email_record_sent(onboarding: Onboarding, *, message: EmailMultiAlte
     return Step.DONE
 
 
-def welcome_email_record_refused(onboarding: Onboarding, *, error: Exception) -> str:
-    """The ESP refused the recipient for good: hold the onboarding for staff to fix the address."""
-    logger.warning("Welcome email for onboarding %s refused: %s", onboarding.id, error)
-    Onboarding.objects.filter(id=onboarding.id).update(
+HELD_DETAIL = {
+    Held.EMAIL_REFUSED: "The email provider refused {email}, or it is not a valid address.",
+    Held.EMAIL_LOGIN_CONFLICT: "{email} is already the login of a staff account or another client.",
+}
+
+
+def welcome_email_record_refused(
+    onboarding: Onboarding, *, error: Exception, reason: str = Held.EMAIL_REFUSED
+) -> str:
+    """The address cannot be used as it is: hold the onboarding for staff to fix it, then approve."""
+    logger.warning("Welcome email for onboarding %s not sent (%s): %s", onboarding.id, reason, error)
+    _this_claim(onboarding).update(
         email_status=Step.REFUSED,
         email_last_error=f"{type(error).__name__}: {error}",
         status=Onboarding.Status.HELD,
-        held_reason=Onboarding.HeldReason.EMAIL_REFUSED,
-        held_detail=f"The email provider refused {onboarding.client.email}.",
+        held_reason=reason,
+        held_detail=HELD_DETAIL[reason].format(email=onboarding.client.email),
         updated=timezone.now(),
     )
     activity_record(
         kind=Kind.EMAIL,
-        summary=f"Welcome email refused for {onboarding.client.email}; held for review",
+        summary=f"Welcome email not sent to {onboarding.client.email}; held for review",
         detail=str(error),
         onboarding=onboarding,
     )
@@ -141,10 +190,10 @@ def welcome_email_record_failure(onboarding: Onboarding, *, error: Exception) ->
     status = Step.FAILED if attempts >= MAX_ATTEMPTS else Step.RETRYING
     # Status and schedule together, so the email never waits for a retry that does not exist.
     with transaction.atomic():
-        Onboarding.objects.filter(id=onboarding.id).update(
+        still_ours = _this_claim(onboarding).update(
             email_status=status, email_last_error=f"{type(error).__name__}: {error}", updated=timezone.now()
         )
-        if status == Step.RETRYING:
+        if still_ours and status == Step.RETRYING:
             retry_schedule(func=EMAIL_TASK, arg=onboarding.id, attempts=attempts)
     outcome = "giving up" if status == Step.FAILED else "will retry"
     activity_record(

@@ -145,6 +145,7 @@ class Onboarding(models.Model):
         EMAIL_MISSING = "email_missing", "No email on the session"
         CURRENCY_MISMATCH = "currency_mismatch", "Currency differs from the client's"
         EMAIL_REFUSED = "email_refused", "Welcome email refused"
+        EMAIL_LOGIN_CONFLICT = "email_login_conflict", "Email belongs to another login"
 
     class StepStatus(models.TextChoices):
         NOT_STARTED = "not_started", "Not started"
@@ -180,6 +181,12 @@ class Onboarding(models.Model):
     email_last_error = models.TextField(blank=True)
     email_sent_at = models.DateTimeField(null=True, blank=True)
     email_message_id = models.CharField(max_length=255, blank=True)
+    email_claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the current (or last) send attempt started"
+    )
+    email_resends = models.PositiveIntegerField(
+        default=0, help_text="Resends staff asked for; part of the email's stable Message-ID"
+    )
 
     workspace_status = models.CharField(
         max_length=12, choices=StepStatus.choices, default=StepStatus.NOT_STARTED

@@ -39,7 +39,7 @@ from .models import Client, Onboarding, Payment, ReconciliationRun, StripeWebhoo
 from .money import format_money
 from .queue import enqueue_transactionally
 from .retry import abandoned_before
-from .services import WORKSPACE_TASK
+from .services import EMAIL_TASK, WORKSPACE_TASK
 from .webhook_jobs import (
     PROCESS_TASK,
     stripe_event_process,
@@ -312,15 +312,16 @@ def missed_checkout_repair(finding: Finding, *, event: dict, processed: bool) ->
 
 
 def unfinished_onboardings_reconcile(*, report: Reconciliation, fix: Fix, stale_before: datetime) -> None:
-    """Find held onboardings and steps stuck in flight or given up; with `fix`, requeue the steps."""
+    """Find steps stuck in flight or given up (of any age: a stuck step never finishes by itself) and
+    onboardings held in the window; with `fix`, requeue the steps."""
     stuck_email = Q(email_status__in=IN_FLIGHT, updated__lt=stale_before) | Q(email_status=Step.FAILED)
     stuck_workspace = Q(workspace_status__in=IN_FLIGHT, updated__lt=stale_before) | Q(
         workspace_status=Step.FAILED
     )
-    held = Q(status=Status.HELD, updated__lt=stale_before)
+    held = Q(status=Status.HELD, updated__lt=stale_before, created__gte=report.since)
     onboardings = (
-        Onboarding.objects.filter(created__gte=report.since)
-        .filter(stuck_email | stuck_workspace | held)
+        Onboarding.objects.filter(stuck_email | stuck_workspace | held)
+        .exclude(status__in=[Status.REJECTED])
         .select_related("client")
         .order_by("created", "id")
     )
@@ -360,10 +361,6 @@ def step_repair(finding: Finding, *, onboarding: Onboarding, step: str, fix: Fix
     if status == Step.FAILED and fix != Fix.ALL:
         finding.for_staff("gave up after its retries; retry it from the admin or run with --fix")
         return
-    if step == "email" and status == Step.RUNNING:
-        # The worker died mid-send: the email may have gone out, and it is sent at most once.
-        finding.for_staff("may have been sent before its worker died; check the ESP, then resend")
-        return
     requeue = onboarding_email_requeue if step == "email" else onboarding_workspace_requeue
     if requeue(onboarding_id=onboarding.id):
         finding.repaired(f"{step} step queued again")
@@ -373,16 +370,21 @@ def step_repair(finding: Finding, *, onboarding: Onboarding, step: str, fix: Fix
 
 @transaction.atomic
 def onboarding_email_requeue(*, onboarding_id: int) -> bool:
-    """Queue a welcome email that is waiting, retrying or failed (never sent) again; False if not."""
-    # A retry or message still pending finds the step claimed or done: the email goes once.
-    queued = welcome_email_requeue(
-        onboarding_id=onboarding_id, from_statuses=[Step.PENDING, Step.RETRYING, Step.FAILED]
-    )
+    """Queue a welcome email that is waiting, retrying, failed (never sent) or abandoned mid-send
+    again; False if not. The task claims the step (taking over an abandoned send), so it goes once."""
+    onboarding = Onboarding.objects.get(id=onboarding_id)
+    if onboarding.email_status == Step.RUNNING:
+        # Only a new queue message: the task takes over a send whose worker died.
+        queued = bool(onboarding.email_claimed_at and onboarding.email_claimed_at < abandoned_before())
+        if queued:
+            enqueue_transactionally(EMAIL_TASK, onboarding_id)
+    else:
+        queued = welcome_email_requeue(
+            onboarding_id=onboarding_id, from_statuses=[Step.PENDING, Step.RETRYING, Step.FAILED]
+        )
     if queued:
         activity_record(
-            kind=Kind.EMAIL,
-            summary="Welcome email queued again by reconciliation",
-            onboarding=Onboarding.objects.get(id=onboarding_id),
+            kind=Kind.EMAIL, summary="Welcome email queued again by reconciliation", onboarding=onboarding
         )
     return queued
 

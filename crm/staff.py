@@ -4,6 +4,7 @@ Each is a service the admin's actions call; each is safe to run twice and record
 """
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from djstripe.models import Session
 
@@ -13,8 +14,7 @@ from .activity import Kind, activity_record
 from .emails import welcome_email_requeue
 from .locks import lock_name_for_transaction
 from .models import Client, Onboarding, StripeWebhookJob
-from .queue import enqueue_transactionally
-from .services import EMAIL_TASK, SessionFacts, onboarding_start
+from .services import SessionFacts, onboarding_start
 from .webhook_jobs import webhook_job_retry_now
 
 Status = Onboarding.Status
@@ -24,6 +24,8 @@ Step = Onboarding.StepStatus
 # Reasons an approval accepts for this one onboarding. The others need a fix first (add or
 # activate the service, correct the client's currency), after which approval re-checks.
 ACCEPTABLE_ON_APPROVAL = frozenset({Held.CURRENCY_NOT_ALLOWED, Held.LIVEMODE_MISMATCH})
+# Holds over the client's email address: staff fix the address on the client, then approve or resend.
+EMAIL_HOLDS = frozenset({Held.EMAIL_REFUSED, Held.EMAIL_LOGIN_CONFLICT})
 
 
 @transaction.atomic
@@ -34,15 +36,9 @@ def onboarding_approve(*, onboarding: Onboarding, actor) -> str:
     if onboarding.status != Status.HELD:
         return f"Nothing to do: {onboarding.checkout_session_id} is not held."
 
-    if onboarding.held_reason == Held.EMAIL_REFUSED:
+    if onboarding.held_reason in EMAIL_HOLDS:
         # The address was fixed on the client (or the provider's block lifted): send again.
-        onboarding.status, onboarding.held_reason, onboarding.email_status = (
-            Status.IN_PROGRESS,
-            "",
-            Step.PENDING,
-        )
-        onboarding.save(update_fields=["status", "held_reason", "email_status", "updated"])
-        enqueue_transactionally(EMAIL_TASK, onboarding.id)
+        welcome_email_release_hold(onboarding=onboarding)
         activity_record(
             kind=Kind.STAFF,
             summary="Approved: welcome email queued again",
@@ -79,16 +75,32 @@ def onboarding_reject(*, onboarding: Onboarding, actor, note: str) -> bool:
     return bool(rejected)
 
 
+def welcome_email_release_hold(*, onboarding: Onboarding) -> None:
+    """An onboarding held over its email address goes back in progress with the email queued."""
+    Onboarding.objects.filter(id=onboarding.id, status=Status.HELD, held_reason__in=EMAIL_HOLDS).update(
+        status=Status.IN_PROGRESS, held_reason="", updated=timezone.now()
+    )
+    welcome_email_requeue(onboarding_id=onboarding.id, from_statuses=list(Step))
+    onboarding.refresh_from_db()
+
+
 @transaction.atomic
 def welcome_email_resend(*, onboarding: Onboarding, actor) -> bool:
-    """Queue the welcome email again, with a fresh set-password link; False if already queued."""
-    resendable = [Step.DONE, Step.FAILED, Step.SKIPPED, Step.REFUSED]
-    queued = welcome_email_requeue(onboarding_id=onboarding.id, from_statuses=resendable)
-    if queued:
-        activity_record(
-            kind=Kind.STAFF, summary="Welcome email resend requested", onboarding=onboarding, actor=actor
-        )
-    return queued
+    """Queue the welcome email again, with a fresh set-password link, from whatever state its step
+    is in (a send still running or waiting to retry included: staff asked for a new message);
+    False when there is nothing to send to yet (no client) or it is queued already."""
+    onboarding = Onboarding.objects.select_for_update().get(id=onboarding.id)
+    if onboarding.client_id is None or onboarding.email_status == Step.PENDING:
+        return False
+    Onboarding.objects.filter(id=onboarding.id).update(email_resends=F("email_resends") + 1)
+    if onboarding.status == Status.HELD and onboarding.held_reason in EMAIL_HOLDS:
+        welcome_email_release_hold(onboarding=onboarding)
+    else:
+        welcome_email_requeue(onboarding_id=onboarding.id, from_statuses=list(Step))
+    activity_record(
+        kind=Kind.STAFF, summary="Welcome email resend requested", onboarding=onboarding, actor=actor
+    )
+    return True
 
 
 @transaction.atomic
