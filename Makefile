@@ -26,7 +26,7 @@ demo: install
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) manage.py makemigrations --check --dry-run
+	DJANGO_DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 
 browser:
 	@if [ ! -x $(CHROMIUM) ]; then \
@@ -38,4 +38,4 @@ browser:
 # Uses DATABASE_URL when set (CI sets PostgreSQL); SQLite otherwise.
 test: lint browser
 	DJANGO_DEBUG=1 $(PY) manage.py check --fail-level WARNING
-	$(PY) -m pytest $(PYTEST_ARGS)
+	DJANGO_DEBUG=1 $(PY) -m pytest $(PYTEST_ARGS)

@@ -33,6 +33,8 @@ PROD_ENV = {
     "STRIPE_TEST_SECRET_KEY": "sk_test_benchLocalSandboxKey000000000000",
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
     "DJANGO_SECURE_SSL_REDIRECT": "0",
+    # The benches count emails in files: a deliberate local backend, which production must be told.
+    "EMAIL_ALLOW_LOCAL_BACKEND": "1",
 }
 DEBUG_ENV = {"DJANGO_DEBUG": "1"}
 

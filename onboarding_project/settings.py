@@ -1,6 +1,7 @@
 """Settings, all read from the environment, with defaults that make a laptop work.
 
-Production (DJANGO_DEBUG=0) refuses to start without its secrets. Every variable is listed
+DJANGO_DEBUG defaults to off, so a server that forgets it fails closed; `make demo` and `make test`
+turn it on. Production (DJANGO_DEBUG off) refuses to start without its secrets. Every variable is listed
 in README.md's settings table; keep the two in step.
 """
 
@@ -36,7 +37,7 @@ def env_required(name: str, *, why: str) -> str:
 
 
 # --- Core -------------------------------------------------------------------------------------
-DEBUG = env_bool("DJANGO_DEBUG", True)
+DEBUG = env_bool("DJANGO_DEBUG", False)
 
 if DEBUG:
     SECRET_KEY = env_str("DJANGO_SECRET_KEY") or "django-insecure-laptop-only-key-do-not-deploy"
@@ -68,6 +69,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "onboarding_project.middleware.StaffSessionIdleTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -139,6 +141,8 @@ STORAGES = {
 }
 
 LOGIN_URL = "/portal/login/"
+# Staff sessions end after this long without a request (4 h); clients keep SESSION_COOKIE_AGE (2 weeks).
+STAFF_SESSION_IDLE_SECONDS = int(env_str("STAFF_SESSION_IDLE_SECONDS", str(4 * 3600)))
 
 # --- Production hardening (kept on whenever DEBUG is off, so `check --deploy` is clean) -------
 if not DEBUG:
@@ -182,6 +186,16 @@ EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.Em
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Onboarding <onboarding@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Backends that never deliver anything: in production a welcome email "sent" through one of them is
+# lost, so they are refused unless EMAIL_ALLOW_LOCAL_BACKEND=1 says it is meant (a staging box).
+LOCAL_EMAIL_BACKENDS = {
+    f"django.core.mail.backends.{name}.EmailBackend" for name in ("filebased", "console", "locmem", "dummy")
+}
+if not DEBUG and EMAIL_BACKEND in LOCAL_EMAIL_BACKENDS and not env_bool("EMAIL_ALLOW_LOCAL_BACKEND", False):
+    raise ImproperlyConfigured(
+        f"EMAIL_BACKEND is {EMAIL_BACKEND}, which delivers no email: set an Anymail backend (e.g. "
+        "anymail.backends.postmark.EmailBackend), or EMAIL_ALLOW_LOCAL_BACKEND=1 if that is intended."
+    )
 # Every ANYMAIL_* variable becomes an Anymail setting: ANYMAIL_POSTMARK_SERVER_TOKEN=… sets
 # ANYMAIL["POSTMARK_SERVER_TOKEN"], so any ESP is configured by environment alone.
 ANYMAIL = {

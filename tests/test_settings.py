@@ -13,11 +13,12 @@ PRODUCTION = {
     "DJANGO_SECRET_KEY": "x" * 20 + "-production-like-secret-key-0123456789",
     "STRIPE_TEST_SECRET_KEY": "sk_test_" + "a" * 30,
     "DJANGO_ALLOWED_HOSTS": "app.example.com",
+    "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
 }
 
 
 def manage(*args: str, env: dict) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "STRIPE_"))}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "STRIPE_", "EMAIL_"))}
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True
     )
@@ -47,3 +48,24 @@ def test_production_refuses_to_start_without_its_secrets(missing, extra):
 def test_development_check_shows_no_warning():
     result = manage("check", "--fail-level", "WARNING", env={"DJANGO_DEBUG": "1"})
     assert result.returncode == 0, result.stderr
+
+
+def test_debug_defaults_to_off_so_a_bare_server_fails_closed():
+    result = manage("check", env={})
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["filebased", "console"])
+def test_production_refuses_email_backends_that_deliver_nothing(backend):
+    env = {**PRODUCTION, "EMAIL_BACKEND": f"django.core.mail.backends.{backend}.EmailBackend"}
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert "delivers no email" in result.stderr
+    # ... unless the operator says it is meant.
+    assert manage("check", env={**env, "EMAIL_ALLOW_LOCAL_BACKEND": "1"}).returncode == 0
+
+
+def test_production_without_an_email_backend_is_refused():
+    env = {k: v for k, v in PRODUCTION.items() if k != "EMAIL_BACKEND"}
+    assert "delivers no email" in manage("check", env=env).stderr
