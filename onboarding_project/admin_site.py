@@ -5,11 +5,14 @@ from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 
 from crm.charts import revenue_charts
 from crm.dashboard import WINDOWS, dashboard_figures, human_duration
+
+from .staff_otp import StaffLoginForm, otp_satisfied
 
 COUNT_ROWS = (
     ("paid", "Paid", "Every paid checkout: onboarded, in progress, failed, held or rejected"),
@@ -30,6 +33,17 @@ class OnboardingAdminSite(admin.AdminSite):
     site_header = "Onboarding"
     site_title = "Onboarding"
     index_title = "Dashboard"
+    login_form = StaffLoginForm
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        # Superusers and Operations also need their second factor (onboarding_project.staff_otp).
+        return super().has_permission(request) and otp_satisfied(request.user)
+
+    def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        user = request.user
+        if user.is_authenticated and user.is_active and user.is_staff and not otp_satisfied(user):
+            return redirect("otp_setup")
+        return super().login(request, extra_context)
 
     def index(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         context = dict(extra_context or {})

@@ -6,6 +6,7 @@ in README.md's settings table; keep the two in step.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -58,6 +59,9 @@ INSTALLED_APPS = [
     "djstripe",
     "anymail",
     "django_q",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "crm",
     "provisioning",
     "stripe_sandbox",
@@ -69,9 +73,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "onboarding_project.middleware.StaffSessionIdleTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout raised by its backend into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 if not DEBUG:
@@ -141,6 +148,31 @@ STORAGES = {
 }
 
 LOGIN_URL = "/portal/login/"
+
+# --- Sign-in protection ------------------------------------------------------------------------
+# django-axes counts failed logins (portal and admin alike, both go through authenticate()) per
+# username and address; after AXES_FAILURE_LIMIT failures that pair is locked out (HTTP 429) for
+# AXES_COOLOFF_MINUTES, and the right password does not help meanwhile. Staff unlock in the admin.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(env_str("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(env_str("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_FORM_FIELD = "username"
+# Behind a proxy, set AXES_IPWARE_PROXY_COUNT (e.g. 1) so the client's address is read from X-Forwarded-For.
+if env_str("AXES_IPWARE_PROXY_COUNT"):
+    AXES_IPWARE_PROXY_COUNT = int(env_str("AXES_IPWARE_PROXY_COUNT"))
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+# Staff two-factor (django-otp, TOTP): required for superusers and the Operations role when DEBUG is
+# off (STAFF_OTP_REQUIRED=1 turns it on in DEBUG too). They enrol an authenticator app on first login.
+STAFF_OTP_REQUIRED = env_bool("STAFF_OTP_REQUIRED", not DEBUG)
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "Onboarding admin")
+# The portal's "forgot password": at most this many requests per address and per IP an hour.
+PORTAL_RESET_LIMIT_PER_EMAIL = int(env_str("PORTAL_RESET_LIMIT_PER_EMAIL", "3"))
+PORTAL_RESET_LIMIT_PER_IP = int(env_str("PORTAL_RESET_LIMIT_PER_IP", "10"))
 # Staff sessions end after this long without a request (4 h); clients keep SESSION_COOKIE_AGE (2 weeks).
 STAFF_SESSION_IDLE_SECONDS = int(env_str("STAFF_SESSION_IDLE_SECONDS", str(4 * 3600)))
 

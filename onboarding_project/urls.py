@@ -4,6 +4,8 @@ from django.urls import include, path
 
 from crm.webhooks import StripeWebhookView
 
+from .staff_otp import otp_setup
+
 
 def healthz(request: HttpRequest) -> HttpResponse:
     """Liveness probe for load balancers (and the trivial baseline of bench/webhook_ingest.py)."""
@@ -21,6 +23,7 @@ urlpatterns = [
     path("healthz/", healthz, name="healthz"),
     path("stripe/webhook/<uuid:uuid>/", StripeWebhookView.as_view(), name="stripe-webhook"),
     path("stripe/", include(djstripe_urls)),
+    path("admin/two-factor/", otp_setup, name="otp_setup"),
     path("admin/", admin.site.urls),
     path("portal/", include("provisioning.urls")),
 ]

@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
 
@@ -12,3 +13,9 @@ class EmailAuthenticationForm(AuthenticationForm):
     def clean_username(self) -> str:
         # Clients type their email however they like; Client.email and the username are lower case.
         return self.cleaned_data["username"].strip().lower()
+
+
+class ForgotPasswordForm(forms.Form):
+    email = forms.EmailField(
+        label="Email", max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )

@@ -30,3 +30,22 @@ class Workspace(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service} workspace for {self.client}"
+
+
+class PortalPasswordResetRequest(models.Model):
+    """One "forgot password" request on the portal: counted for the rate limit, visible to staff."""
+
+    email = models.CharField(max_length=254, help_text="As typed, normalised (it may match no client)")
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    sent = models.BooleanField(default=False, help_text="A link went out (a client's login, under the limit)")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [
+            models.Index(fields=["email", "created"], name="portal_reset_email_idx"),
+            models.Index(fields=["ip_address", "created"], name="portal_reset_ip_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Password reset for {self.email} ({'sent' if self.sent else 'not sent'})"

@@ -4,10 +4,11 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 
-from .forms import EmailAuthenticationForm
+from .forms import EmailAuthenticationForm, ForgotPasswordForm
+from .password_reset import portal_password_reset_request
 from .selectors import client_for_user, payments_for_client, services_for_client, workspaces_for_user
 
 
@@ -27,12 +28,30 @@ class SetPasswordView(auth_views.PasswordResetConfirmView):
 
     template_name = "portal/set_password.html"
     post_reset_login = True
+    # Several backends are configured (django-axes first); the portal's login is the model backend.
+    post_reset_login_backend = "django.contrib.auth.backends.ModelBackend"
     success_url = reverse_lazy("portal:home")
 
     def form_valid(self, form):
         response = super().form_valid(form)
         messages.success(self.request, "Your password is set and you are signed in.")
         return response
+
+
+def forgot_password(request: HttpRequest) -> HttpResponse:
+    """Ask for a new set-password link; the answer is the same whether or not the address has an
+    account, and whether or not the rate limit held the email back."""
+    form = ForgotPasswordForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        portal_password_reset_request(
+            email=form.cleaned_data["email"], ip_address=request.META.get("REMOTE_ADDR")
+        )
+        return redirect("portal:forgot_password_sent")
+    return render(request, "portal/forgot_password.html", {"form": form})
+
+
+def forgot_password_sent(request: HttpRequest) -> HttpResponse:
+    return render(request, "portal/forgot_password_sent.html")
 
 
 @login_required

@@ -73,7 +73,10 @@ def test_paid_checkout_onboards_client_with_email_and_workspace(pipeline, servic
     )
     assert response.status_code == 302
     client.logout()
-    assert client.login(username="ada.lovelace@example.com", password="a-Long-portal-pass-42")
+    signed_in = client.post(
+        "/portal/login/", {"username": "ada.lovelace@example.com", "password": "a-Long-portal-pass-42"}
+    )
+    assert signed_in.status_code == 302
     home = client.get("/portal/")
     assert "Website Care Plan" in home.content.decode() and "$499.00" in home.content.decode()
     # The link works once.
