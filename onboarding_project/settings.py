@@ -12,6 +12,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from onboarding_project.observability import logging_config, sentry_init
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -265,13 +267,18 @@ else:
 # --- Provisioning ------------------------------------------------------------------------------
 PROVISIONING_BACKEND = env_str("PROVISIONING_BACKEND", "provisioning.backends.LocalBackend")
 
-# --- Logging -----------------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # stripe-python logs every request at INFO; its errors still reach us as exceptions.
-    "loggers": {"django.db.backends": {"level": "INFO"}, "stripe": {"level": "WARNING"}},
-}
+# --- Logging and errors -------------------------------------------------------------------------
+# LOG_FORMAT=json: one JSON object per line, with the onboarding, event, job and task ids of the
+# request or task that logged it (core.log_context). Lines carry ids, never emails or names.
+LOG_FORMAT = env_str("LOG_FORMAT", "text").lower()
+LOGGING = logging_config(log_format=LOG_FORMAT, level=env_str("LOG_LEVEL", "INFO"))
+# SENTRY_DSN turns on error reporting through sentry-sdk, with personal data off.
+SENTRY_DSN = env_str("SENTRY_DSN")
+if SENTRY_DSN:
+    sentry_init(
+        dsn=SENTRY_DSN, environment=env_str("SENTRY_ENVIRONMENT", "development" if DEBUG else "production")
+    )
+
+# --- Operations --------------------------------------------------------------------------------
+# /readyz/ answers 503 once the oldest queued task has waited longer than this (no worker running).
+READINESS_MAX_QUEUE_AGE_SECONDS = int(env_str("READINESS_MAX_QUEUE_AGE_SECONDS", "300"))

@@ -1,16 +1,10 @@
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 
 from crm.webhooks import StripeWebhookView
 
+from .health import healthz, readyz
 from .staff_otp import otp_setup
-
-
-def healthz(request: HttpRequest) -> HttpResponse:
-    """Liveness probe for load balancers (and the trivial baseline of bench/webhook_ingest.py)."""
-    return HttpResponse("ok", content_type="text/plain")
-
 
 # dj-stripe's URL name for its webhook view, pointing at ours (which extends it, see crm/webhooks.py),
 # so what reverses it (dj-stripe's `stripe_listen` command, its endpoint forms) gets our path.
@@ -21,6 +15,7 @@ djstripe_urls = (
 
 urlpatterns = [
     path("healthz/", healthz, name="healthz"),
+    path("readyz/", readyz, name="readyz"),
     path("stripe/webhook/<uuid:uuid>/", StripeWebhookView.as_view(), name="stripe-webhook"),
     path("stripe/", include(djstripe_urls)),
     path("admin/two-factor/", otp_setup, name="otp_setup"),
