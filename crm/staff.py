@@ -3,6 +3,8 @@
 Each is a service the admin's actions call; each is safe to run twice and records who did it.
 """
 
+import dataclasses
+
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -13,8 +15,8 @@ from provisioning.services import workspace_retry
 from .activity import Kind, activity_record
 from .emails import welcome_email_requeue
 from .locks import lock_name_for_transaction
-from .models import Client, Onboarding, StripeWebhookJob
-from .services import SessionFacts, onboarding_start
+from .models import Client, Onboarding, Service, StripeWebhookJob
+from .services import SessionFacts, normalise_email, onboarding_start
 from .webhook_jobs import webhook_job_retry_now
 
 Status = Onboarding.Status
@@ -29,8 +31,14 @@ EMAIL_HOLDS = frozenset({Held.EMAIL_REFUSED, Held.EMAIL_LOGIN_CONFLICT})
 
 
 @transaction.atomic
-def onboarding_approve(*, onboarding: Onboarding, actor) -> str:
-    """Resume a held onboarding from where it stopped; returns what happened, for the admin."""
+def onboarding_approve(
+    *, onboarding: Onboarding, actor, service: Service | None = None, email: str = ""
+) -> str:
+    """Resume a held onboarding from where it stopped; returns what happened, for the admin.
+
+    Staff may supply what the session lacked: the `service` to provision (a missing, unknown or
+    inactive serviceId) and the client's `email` (none on the session). Both are recorded on the
+    onboarding and the timeline, and used instead of the session's values."""
     lock_name_for_transaction(f"checkout-session:{onboarding.checkout_session_id}")
     onboarding = Onboarding.objects.select_for_update().get(id=onboarding.id)
     if onboarding.status != Status.HELD:
@@ -48,6 +56,7 @@ def onboarding_approve(*, onboarding: Onboarding, actor) -> str:
         return f"Approved {onboarding.checkout_session_id}: welcome email queued again."
 
     facts = SessionFacts.from_session(Session.objects.get(id=onboarding.checkout_session_id))
+    facts = onboarding_facts_supplied(onboarding, facts=facts, actor=actor, service=service, email=email)
     onboarding = onboarding_start(onboarding, facts=facts, accepted=ACCEPTABLE_ON_APPROVAL)
     if onboarding.status == Status.HELD:
         activity_record(
@@ -62,6 +71,36 @@ def onboarding_approve(*, onboarding: Onboarding, actor) -> str:
         kind=Kind.STAFF, summary="Approved; onboarding resumed", onboarding=onboarding, actor=actor
     )
     return f"Approved {onboarding.checkout_session_id}: onboarding resumed."
+
+
+def onboarding_facts_supplied(
+    onboarding: Onboarding, *, facts: SessionFacts, actor, service: Service | None, email: str
+) -> SessionFacts:
+    """The session's facts with what staff supplied (or supplied at an earlier approval) in their place."""
+    email = normalise_email(email)
+    if service is not None and service.service_id != onboarding.service_ref:
+        activity_record(
+            kind=Kind.STAFF,
+            summary=f"Service set by staff: {service.name} (session: {onboarding.service_ref or 'none'})",
+            onboarding=onboarding,
+            actor=actor,
+        )
+        onboarding.service_ref = service.service_id
+    if email and email != onboarding.customer_email:
+        activity_record(
+            kind=Kind.STAFF,
+            summary=f"Client email set by staff (session said {onboarding.customer_email or 'nothing'})",
+            onboarding=onboarding,
+            actor=actor,
+        )
+        onboarding.customer_email = email
+    onboarding.save(update_fields=["service_ref", "customer_email", "updated"])
+    # Staff's values stay in force for later approvals: the onboarding row keeps them.
+    return dataclasses.replace(
+        facts,
+        service_ref=onboarding.service_ref or facts.service_ref,
+        email=onboarding.customer_email or facts.email,
+    )
 
 
 @transaction.atomic

@@ -1,0 +1,60 @@
+"""Approving a hold can supply what the session lacked: the service, the client's email, or both."""
+
+import pytest
+from django.core import mail
+
+from crm.models import Activity, Client, Onboarding
+from crm.staff import onboarding_approve
+from provisioning.models import Workspace
+from tests.conftest import run_queued_tasks, run_with_commit_hooks, staff_user
+from tests.factories import ServiceFactory
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
+
+Status = Onboarding.Status
+Held = Onboarding.HeldReason
+
+
+@pytest.fixture
+def operations(db):
+    return staff_user("Operations")
+
+
+def approve(onboarding, **supplied):
+    actor = supplied.pop("actor")
+    message = run_with_commit_hooks(onboarding_approve, onboarding=onboarding, actor=actor, **supplied)
+    run_queued_tasks()
+    onboarding.refresh_from_db()
+    return message
+
+
+def test_staff_pick_the_service_for_an_unknown_service_id(pipeline, operations):
+    seo = ServiceFactory(service_id="seo", name="SEO")
+    pipeline.pay_and_process(service_id="seo-typo")
+    held = Onboarding.objects.get()
+    assert (held.status, held.held_reason) == (Status.HELD, Held.SERVICE_UNKNOWN)
+
+    assert "Still held" in approve(held, actor=operations)  # approving alone cannot fix it
+    approve(held, actor=operations, service=seo)
+    assert (held.status, held.service) == (Status.ONBOARDED, seo)
+    assert Workspace.objects.get().service == seo
+    assert Activity.objects.filter(
+        summary__startswith="Service set by staff: SEO", actor__isnull=False
+    ).exists()
+
+
+def test_several_reasons_at_once_need_each_fixed_before_the_onboarding_resumes(pipeline, operations):
+    seo = ServiceFactory(service_id="seo", name="SEO")
+    pipeline.pay_and_process(email=None, service_id="")
+    held = Onboarding.objects.get()
+    # Every reason is checked; the first (most basic) is shown.
+    assert held.held_reason == Held.EMAIL_MISSING
+
+    approve(held, actor=operations, service=seo)
+    assert (held.status, held.held_reason) == (Status.HELD, Held.EMAIL_MISSING)
+    approve(held, actor=operations, email="  Found@Example.com ")
+    assert held.status == Status.ONBOARDED
+    client = Client.objects.get()
+    assert (client.email, client.ordered_service) == ("found@example.com", seo)
+    assert mail.outbox[0].to == ["found@example.com"]
+    assert Activity.objects.filter(summary__startswith="Client email set by staff").count() == 1
