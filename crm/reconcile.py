@@ -40,6 +40,7 @@ from .money import format_money
 from .queue import enqueue_transactionally
 from .retry import abandoned_before
 from .services import EMAIL_TASK, WORKSPACE_TASK
+from .stripe_json import stripe_object_json
 from .webhook_jobs import (
     PROCESS_TASK,
     stripe_event_process,
@@ -224,7 +225,7 @@ def stripe_paid_checkout_events(*, since: datetime) -> Iterator[dict]:
         stripe_version=djstripe_settings.STRIPE_API_VERSION,
     )
     for event in listing.auto_paging_iter():
-        yield event.to_dict()
+        yield stripe_object_json(event)  # JSON-safe: Decimals back to strings
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
