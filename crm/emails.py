@@ -165,7 +165,10 @@ def welcome_email_record_refused(
     onboarding: Onboarding, *, error: Exception, reason: str = Held.EMAIL_REFUSED
 ) -> str:
     """The address cannot be used as it is: hold the onboarding for staff to fix it, then approve."""
-    logger.warning("Welcome email for onboarding %s not sent (%s): %s", onboarding.id, reason, error)
+    # The error's text names the address: it is kept on the onboarding for staff, not in the logs.
+    logger.warning(
+        "Welcome email for onboarding %s not sent (%s): %s", onboarding.id, reason, type(error).__name__
+    )
     _this_claim(onboarding).update(
         email_status=Step.REFUSED,
         email_last_error=f"{type(error).__name__}: {error}",
@@ -186,7 +189,12 @@ def welcome_email_record_refused(
 def welcome_email_record_failure(onboarding: Onboarding, *, error: Exception) -> str:
     """A transient ESP or network error: retry with backoff, or give up after MAX_ATTEMPTS."""
     attempts = onboarding.email_attempts  # already counts this attempt (read after the claim)
-    logger.warning("Welcome email for onboarding %s failed (attempt %s): %s", onboarding.id, attempts, error)
+    logger.warning(
+        "Welcome email for onboarding %s failed (attempt %s): %s",
+        onboarding.id,
+        attempts,
+        type(error).__name__,
+    )
     status = Step.FAILED if attempts >= MAX_ATTEMPTS else Step.RETRYING
     # Status and schedule together, so the email never waits for a retry that does not exist.
     with transaction.atomic():

@@ -185,7 +185,8 @@ def onboarding_start(
         onboarding.held_detail = detail
         onboarding.paid_at = onboarding.paid_at or timezone.now()
         onboarding.save(update_fields=["status", "held_reason", "held_detail", "paid_at", "updated"])
-        logger.info("Onboarding %s held: %s", onboarding.checkout_session_id, detail)
+        # Ids and the reason's code only: the detail names the client (it is on the onboarding for staff).
+        logger.info("Onboarding %s (%s) held: %s", onboarding.id, onboarding.checkout_session_id, reason)
         activity_record(
             kind=Kind.ONBOARDING,
             summary=f"Held for review: {onboarding.get_held_reason_display()}",

@@ -201,13 +201,14 @@ def paid_event_body(sandbox: StripeSandbox, **fields) -> str:
 STAFF_PASSWORD = "pw-for-tests-123"
 
 
-def staff_user(role: str) -> User:
+def staff_user(role: str, *, username: str = "") -> User:
     """A staff user in the "Support" or "Operations" group made by crm/migrations/0004_staff_roles.py.
 
     A transaction=True test ends by flushing every table, groups included, and a reused test
     database does not rerun data migrations, so the migration's own code recreates the groups.
     """
     importlib.import_module("crm.migrations.0004_staff_roles").assign_roles(django_apps)
-    user = User.objects.create_user(f"{role.lower()}@agency.example", password=STAFF_PASSWORD, is_staff=True)
+    username = username or f"{role.lower()}@agency.example"
+    user = User.objects.create_user(username, password=STAFF_PASSWORD, is_staff=True)
     user.groups.add(Group.objects.get(name=role))
     return user
