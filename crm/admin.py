@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from core.spreadsheet import spreadsheet_safe
 from provisioning.models import Workspace
 
 from . import staff
@@ -258,7 +259,7 @@ class ClientAdmin(StaffActionsMixin, admin.ModelAdmin):
         def lines():
             yield writer.writerow(header)
             for row in rows.iterator(chunk_size=2000):
-                yield writer.writerow(row)
+                yield writer.writerow([spreadsheet_safe(value) for value in row])
 
         response = StreamingHttpResponse(lines(), content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="clients.csv"'
