@@ -102,7 +102,13 @@ def subscription(
         description=None,
         discounts=[],
         ended_at=None,
-        invoice_settings={"account_tax_ids": None, "issuer": {"type": "self"}},
+        invoice_settings={
+            "account_tax_ids": None,
+            "custom_fields": None,
+            "description": None,
+            "footer": None,
+            "issuer": {"type": "self"},
+        },
         items={
             "data": [item],
             "has_more": False,

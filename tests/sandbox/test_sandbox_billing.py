@@ -27,7 +27,9 @@ def test_subscription_checkout_links_session_subscription_and_first_paid_invoice
     session = stripe.checkout.Session.retrieve(
         result["session"]["id"], expand=["subscription", "invoice.payments"], api_key=API_KEY
     )
-    assert session.mode == "subscription" and session.payment_status == "paid" and session.status == "complete"
+    assert (
+        session.mode == "subscription" and session.payment_status == "paid" and session.status == "complete"
+    )
     assert session.payment_intent is None  # subscription mode pays through the invoice
     subscription, invoice = session.subscription, session.invoice
     assert subscription.status == "active" and subscription.customer == session.customer
@@ -58,7 +60,15 @@ def test_subscription_checkout_event_sequence_and_snapshots(sandbox):
         "checkout.session.completed",
     ]
     objects = event_objects(sandbox, result["events"])
-    assert [o["status"] for o in objects] == ["incomplete", "draft", "open", "paid", "paid", "active", "complete"]
+    assert [o["status"] for o in objects] == [
+        "incomplete",
+        "draft",
+        "open",
+        "paid",
+        "paid",
+        "active",
+        "complete",
+    ]
     assert objects[-1]["invoice"] == objects[1]["id"] and objects[-1]["subscription"] == objects[0]["id"]
 
 
@@ -89,7 +99,11 @@ def test_renewal_bills_the_next_period(sandbox):
     item = stripe.Subscription.retrieve(subscription_id, api_key=API_KEY)["items"].data[0]
     assert datetime.fromtimestamp(item.current_period_end, UTC).month == 4
     listed = stripe.Invoice.list(subscription=subscription_id, api_key=API_KEY).data
-    assert [i.billing_reason for i in listed] == ["subscription_cycle", "subscription_cycle", "subscription_create"]
+    assert [i.billing_reason for i in listed] == [
+        "subscription_cycle",
+        "subscription_cycle",
+        "subscription_create",
+    ]
 
 
 def test_failed_renewal_leaves_subscription_past_due_until_retried(sandbox):
@@ -103,7 +117,9 @@ def test_failed_renewal_leaves_subscription_past_due_until_retried(sandbox):
         "customer.subscription.updated",
     ]
     invoice = failed["invoice"]
-    assert invoice["status"] == "open" and invoice["amount_paid"] == 0 and invoice["amount_remaining"] == 50000
+    assert (
+        invoice["status"] == "open" and invoice["amount_paid"] == 0 and invoice["amount_remaining"] == 50000
+    )
     assert invoice["attempted"] is True and invoice["next_payment_attempt"] > invoice["created"]
     assert failed["subscription"]["status"] == "past_due"
     charges = stripe.Charge.list(customer=failed["subscription"]["customer"], api_key=API_KEY).data
@@ -134,7 +150,9 @@ def test_cancellation_sends_subscription_deleted_and_stops_renewals(sandbox):
     with pytest.raises(ValueError, match="canceled"):
         sandbox.renew_subscription(subscription_id)
     assert stripe.Subscription.list(api_key=API_KEY).data == []  # canceled ones are hidden by default
-    assert [s.id for s in stripe.Subscription.list(status="canceled", api_key=API_KEY).data] == [subscription_id]
+    assert [s.id for s in stripe.Subscription.list(status="canceled", api_key=API_KEY).data] == [
+        subscription_id
+    ]
     assert [s.id for s in stripe.Subscription.list(status="all", api_key=API_KEY).data] == [subscription_id]
 
 
@@ -150,7 +168,9 @@ def test_free_trial_starts_trialing_with_a_zero_invoice_then_bills(sandbox):
     result = subscribe(sandbox, trial_days=14)
     session = result["session"]
     assert session["payment_status"] == "no_payment_required" and session["amount_total"] == 0
-    subscription = stripe.Subscription.retrieve(session["subscription"], expand=["latest_invoice"], api_key=API_KEY)
+    subscription = stripe.Subscription.retrieve(
+        session["subscription"], expand=["latest_invoice"], api_key=API_KEY
+    )
     assert subscription.status == "trialing" and subscription.trial_end == START + 14 * 86400
     assert subscription.latest_invoice.total == 0 and subscription.latest_invoice.status == "paid"
     assert stripe.Charge.list(api_key=API_KEY).data == []
@@ -160,16 +180,24 @@ def test_free_trial_starts_trialing_with_a_zero_invoice_then_bills(sandbox):
 
 
 def test_standalone_invoice_for_a_new_and_a_known_customer(sandbox):
-    first = sandbox.create_invoice(email="Bob@example.com", name="Bob", amount=120000, currency="usd", service_id="audit")
+    first = sandbox.create_invoice(
+        email="Bob@example.com", name="Bob", amount=120000, currency="usd", service_id="audit"
+    )
     assert event_types(sandbox, first["events"]) == [
         "invoice.created",
         "invoice.finalized",
         "invoice.paid",
         "invoice.payment_succeeded",
     ]
-    invoice = stripe.Invoice.retrieve(first["invoice"]["id"], expand=["payments", "customer"], api_key=API_KEY)
+    invoice = stripe.Invoice.retrieve(
+        first["invoice"]["id"], expand=["payments", "customer"], api_key=API_KEY
+    )
     assert invoice.billing_reason == "manual" and invoice.parent is None and invoice.subscription is None
-    assert invoice.metadata["serviceId"] == "audit" and invoice.status == "paid" and invoice.amount_paid == 120000
+    assert (
+        invoice.metadata["serviceId"] == "audit"
+        and invoice.status == "paid"
+        and invoice.amount_paid == 120000
+    )
     assert invoice.customer.email == "Bob@example.com" and invoice.collection_method == "send_invoice"
     line = stripe.Invoice.list_lines(invoice.id, api_key=API_KEY).data[0]
     assert line.parent.type == "invoice_item_details" and line.amount == 120000
