@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import checkout_flow, factories
+from .api_money import money_routes
 from .errors import StripeApiError, invalid_parameter, missing_parameter, resource_missing, unknown_parameter
 from .expand import expand
 from .ids import IdFactory
@@ -175,6 +176,7 @@ class StripeApi:
             _route("GET", "/v1/charges/{id}", self.retrieve("charge")),
             _route("GET", "/v1/payment_methods/{id}", self.retrieve("payment_method")),
             _route("GET", "/v1/balance_transactions/{id}", self.retrieve("balance_transaction")),
+            *money_routes(self),
             _route(
                 "POST",
                 "/v1/products",

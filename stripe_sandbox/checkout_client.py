@@ -22,8 +22,12 @@ def sandbox_checkout_request(
     webhook_secret: str,
     delayed: str | None = None,
     livemode: bool = False,
+    **options,
 ) -> dict:
     """Create the checkout and deliver its events; the sandbox's answer.
+
+    `options` are StripeSandbox.create_checkout's (mode, interval, coupon, percent_off, payment_link, …);
+    those given as None are left out.
 
     {"session": {...}, "events": [event ids], "deliveries": [{"event", "status", "body", "error"}]}
     """
@@ -38,6 +42,7 @@ def sandbox_checkout_request(
         "webhook_url": webhook_url,
         "webhook_secret": webhook_secret,
         "deliver": True,
+        **{key: value for key, value in options.items() if value is not None},
     }
     try:
         response = requests.post(f"{sandbox_url.rstrip('/')}/_sandbox/checkouts", json=body, timeout=300)

@@ -7,6 +7,7 @@ final state (as a later retrieve shows); each event keeps the session snapshot o
 
 from . import factories
 from .ids import IdFactory
+from .settlement import settle
 from .shapes import clone
 from .store import ObjectStore
 
@@ -24,9 +25,13 @@ def ensure_service_price(
     currency: str,
     livemode: bool,
     created: int,
+    interval: str | None = None,
 ) -> dict:
-    """Return the price for a service/amount/currency, creating product and price the first time."""
-    key = (livemode, service_id, currency, amount)
+    """Return the price for a service/amount/currency, creating product and price the first time.
+
+    `interval` (day, week, month, year) makes it a recurring price, kept apart from the one-time one.
+    """
+    key = (livemode, service_id, currency, amount) + ((interval,) if interval else ())
     price_id = store.service_prices.get(key)
     if price_id:
         return store.get("price", price_id)
@@ -45,11 +50,24 @@ def ensure_service_price(
         currency=currency,
         unit_amount=amount,
     )
+    if interval:
+        price.update(type="recurring", recurring=recurring(interval))
     product["default_price"] = price["id"]
     store.add(product)
     store.add(price)
     store.service_prices[key] = price["id"]
     return price
+
+
+def recurring(interval: str, interval_count: int = 1) -> dict:
+    """A price's `recurring` hash."""
+    return {
+        "interval": interval,
+        "interval_count": interval_count,
+        "meter": None,
+        "trial_period_days": None,
+        "usage_type": "licensed",
+    }
 
 
 def open_session(
@@ -119,7 +137,17 @@ def complete_session(
     """
     livemode = session["livemode"]
     amount, currency = session["amount_total"], session["currency"]
-    customer = _session_customer(store, ids, session, email=email, name=name, created=created)
+    customer = session_customer(store, ids, session, email=email, name=name, created=created)
+    if amount == 0:
+        # A 100% discount: Checkout completes without a payment intent.
+        session.update(
+            status="complete",
+            url=None,
+            customer=customer["id"],
+            customer_details=factories.customer_details(email, name),
+            payment_status="no_payment_required",
+        )
+        return [record_event(store, ids, "checkout.session.completed", session, created, pending_webhooks)]
     method = store.add(
         factories.payment_method(ids, created=created, livemode=livemode, email=email, name=name)
     )
@@ -149,9 +177,6 @@ def complete_session(
 
     outcome = delayed or ("succeeded" if settled else "pending")
     charge_status = "pending" if outcome == "pending" else outcome
-    transaction_id = None
-    if charge_status == "succeeded":
-        transaction_id = ids.new("balance_transaction")
     charge = factories.charge(
         ids,
         created=created,
@@ -161,17 +186,16 @@ def complete_session(
         customer_id=customer["id"],
         payment_intent_id=intent["id"],
         payment_method_id=method["id"],
-        balance_transaction_id=transaction_id,
+        balance_transaction_id=None,
         email=email,
         name=name,
         status=charge_status,
     )
-    if transaction_id:
-        transaction = factories.balance_transaction(
-            ids, created=created, amount=amount, currency=currency, source_id=charge["id"]
+    if charge_status == "succeeded":
+        transaction = settle(
+            store, ids, created=created, amount=amount, currency=currency, source_id=charge["id"]
         )
-        transaction["id"] = transaction_id
-        store.add(transaction)
+        charge["balance_transaction"] = transaction["id"]
     store.add(charge)
     intent["latest_charge"] = charge["id"]
     _settle_intent(intent, charge, method, outcome)
@@ -189,7 +213,7 @@ def complete_session(
     return events
 
 
-def _session_customer(store, ids, session, *, email, name, created) -> dict:
+def session_customer(store, ids, session, *, email, name, created) -> dict:
     """Reuse the session's customer, or create one as Checkout does for guest payers."""
     if session.get("customer"):
         existing = store.get("customer", session["customer"])

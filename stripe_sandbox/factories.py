@@ -386,9 +386,36 @@ def charge(
     return obj
 
 
-def balance_transaction(ids: IdFactory, *, created: int, amount: int, currency: str, source_id: str) -> dict:
-    """The balance transaction of a captured charge (Stripe fee 1.5% + 25 minor units)."""
-    fee = round(amount * 0.015) + 25
+def balance_transaction(
+    ids: IdFactory,
+    *,
+    created: int,
+    amount: int,
+    currency: str,
+    source_id: str,
+    fee: int | None = None,
+    exchange_rate: float | None = None,
+    kind: str = "charge",
+    reporting_category: str | None = None,
+    description: str | None = None,
+    fee_description: str = "Stripe processing fees",
+) -> dict:
+    """A balance transaction in the settlement `currency` (a charge's fee: 1.5% + 25 minor units)."""
+    if fee is None:
+        fee = round(amount * 0.015) + 25 if kind == "charge" else 0
+    fee_details = (
+        [
+            {
+                "amount": fee,
+                "application": None,
+                "currency": currency,
+                "description": fee_description,
+                "type": "stripe_fee",
+            }
+        ]
+        if fee
+        else []
+    )
     return build(
         "balance_transaction",
         id=ids.new("balance_transaction"),
@@ -396,20 +423,15 @@ def balance_transaction(ids: IdFactory, *, created: int, amount: int, currency: 
         available_on=created + 2 * 24 * 3600,
         amount=amount,
         currency=currency,
-        description=None,
+        description=description,
+        exchange_rate=exchange_rate,
         fee=fee,
-        fee_details=[
-            {
-                "amount": fee,
-                "application": None,
-                "currency": currency,
-                "description": "Stripe processing fees",
-                "type": "stripe_fee",
-            }
-        ],
+        fee_details=fee_details,
         net=amount - fee,
+        reporting_category=reporting_category or kind,
         source=source_id,
         status="pending",
+        type=kind,
     )
 
 

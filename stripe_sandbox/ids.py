@@ -14,14 +14,24 @@ _FORMATS = {
     "balance_transaction": ("txn_3", 23),
     "charge": ("ch_3", 23),
     "customer": ("cus_", 14),
+    "discount": ("di_1", 23),
+    "dispute": ("du_1", 23),
     "event": ("evt_1", 23),
+    "invoice": ("in_1", 23),
+    "invoice_line": ("il_1", 23),
+    "invoice_payment": ("inpay_1", 23),
+    "invoiceitem": ("ii_1", 23),
     "item": ("li_1", 23),
     "payment_intent": ("pi_3", 23),
+    "payment_link": ("plink_1", 23),
     "payment_method": ("pm_1", 23),
     "price": ("price_1", 23),
     "product": ("prod_", 14),
+    "promotion_code": ("promo_1", 23),
     "refund": ("re_3", 23),
     "request": ("req_", 14),
+    "subscription": ("sub_1", 23),
+    "subscription_item": ("si_", 14),
     "webhook_endpoint": ("we_1", 23),
 }
 
@@ -46,6 +56,10 @@ class IdFactory:
             return f"cs_{mode}_a1{self.token(56)}"
         prefix, length = _FORMATS[object_type]
         return prefix + self.token(length)
+
+    def coupon_code(self) -> str:
+        """Return a coupon id like Stripe generates (8 uppercase letters and digits)."""
+        return self.token(8, string.ascii_uppercase + string.digits)
 
     def webhook_secret(self) -> str:
         """Return a `whsec_…` signing secret."""

@@ -11,12 +11,13 @@ import time
 from collections import Counter
 from http.server import ThreadingHTTPServer
 
-from . import checkout_flow, factories
+from . import billing_flow, checkout_extras, checkout_flow, discounts, factories
 from .api import StripeApi
 from .errors import StripeApiError
 from .faults import Fault, FaultInjector
 from .http_handler import SandboxRequestHandler
 from .ids import IdFactory
+from .operations import MoneyOperations
 from .shapes import clone
 from .store import ObjectStore
 from .webhooks import deliver_event, delivered
@@ -34,14 +35,15 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, SandboxRequestHandler)
 
 
-class StripeSandbox:
+class StripeSandbox(MoneyOperations):
     """A local fake of Stripe's HTTP API plus `/_sandbox/` control endpoints."""
 
-    def __init__(self, id_seed: int | None = None):
+    def __init__(self, id_seed: int | None = None, settlement_currency: str = "usd"):
         self.ids = IdFactory(id_seed)
-        self.store = ObjectStore()
+        self.store = ObjectStore(settlement_currency=settlement_currency.lower())
         self.faults = FaultInjector()
         self.account = factories.account(self.ids, created=int(time.time()))
+        self.account["default_currency"] = self.store.settlement_currency
         self.api = StripeApi(self.store, self.ids, self.account)
         self._counts: Counter = Counter()
         self._counts_lock = threading.Lock()
@@ -129,14 +131,23 @@ class StripeSandbox:
         created: int | None = None,
         product_name: str | None = None,
         success_url: str | None = None,
+        **options,
     ) -> dict:
         """Create a paid checkout (customer, price, session, PI, charge, events) and deliver its events.
+
+        Options (see CHECKOUT_OPTIONS): `mode="subscription"` (with `interval`, `trial_days`) creates the
+        subscription and its first paid invoice; `coupon`/`promotion_code` (ids or code) or
+        `percent_off`/`amount_off` (a new coupon, `duration`) discount it; `payment_link` buys through
+        a link (its metadata reaches the session); `presentment_currency` charges in another currency
+        with Adaptive Pricing; `customer` reuses an existing customer.
 
         Returns `{"session": {...}, "events": [ids], "deliveries": [{"event", "status", "body"}]}`.
         """
         pending = _pending_webhooks(delayed, webhook_url, webhook_secret, deliver)
+        _check_options(options)
         with self.store.lock:
             session, events = self._build_checkout(
+                **options,
                 email=email,
                 name=name,
                 service_id=service_id,
@@ -174,16 +185,29 @@ class StripeSandbox:
             if session["status"] != "open":
                 raise ValueError(f"checkout session is {session['status']}, not open")
             email = email or session.get("customer_email")
-            events = checkout_flow.complete_session(
-                self.store,
-                self.ids,
-                session,
-                email=email,
-                name=name,
-                created=int(time.time()),
-                delayed=delayed,
-                pending_webhooks=pending,
-            )
+            if session["mode"] == "subscription":
+                if delayed:
+                    raise ValueError("delayed payments are not supported in subscription mode")
+                events = billing_flow.complete_subscription_session(
+                    self.store,
+                    self.ids,
+                    session,
+                    email=email,
+                    name=name,
+                    created=int(time.time()),
+                    pending_webhooks=pending,
+                )
+            else:
+                events = checkout_flow.complete_session(
+                    self.store,
+                    self.ids,
+                    session,
+                    email=email,
+                    name=name,
+                    created=int(time.time()),
+                    delayed=delayed,
+                    pending_webhooks=pending,
+                )
             session = clone(session)
         deliveries = self.deliver([e["id"] for e in events], webhook_url, webhook_secret) if pending else []
         return {"session": session, "events": [e["id"] for e in events], "deliveries": deliveries}
@@ -205,7 +229,10 @@ class StripeSandbox:
                     **{k: v for k, v in defaults.items() if k not in ("created_from", "created_step")},
                     **spec,
                 }
+                options = {k: v for k, v in spec.items() if k in CHECKOUT_OPTIONS}
+                _check_options(options)
                 session, _ = self._build_checkout(
+                    **options,
                     email=spec.get("email"),
                     name=spec.get("name"),
                     service_id=str(spec.get("service_id", "seed")),
@@ -251,8 +278,22 @@ class StripeSandbox:
         status,
         payment_status,
         pending_webhooks,
+        mode="payment",
+        interval="month",
+        coupon=None,
+        promotion_code=None,
+        percent_off=None,
+        amount_off=None,
+        duration="once",
+        duration_in_months=None,
+        trial_days=None,
+        payment_link=None,
+        presentment_currency=None,
+        customer=None,
     ) -> tuple[dict, list[dict]]:
         """Validate one checkout spec and build it in the store (caller holds the store lock)."""
+        if payment_link:
+            amount = 1  # the link's price decides
         amount = int(amount)
         currency = str(currency).lower()
         if amount <= 0:
@@ -266,15 +307,49 @@ class StripeSandbox:
         if delayed not in checkout_flow.DELAYED_OUTCOMES:
             raise ValueError("delayed must be null, 'succeeded' or 'failed'")
         created = int(created) if created is not None else int(time.time())
-        price = checkout_flow.ensure_service_price(
-            self.store,
-            self.ids,
-            service_id=service_id,
-            product_name=product_name,
-            amount=amount,
-            currency=currency,
-            livemode=livemode,
-            created=created,
+        if mode not in ("payment", "subscription"):
+            raise ValueError("mode must be 'payment' or 'subscription'")
+        if mode == "subscription" and delayed:
+            raise ValueError("delayed payments are not supported in subscription mode")
+        if trial_days and mode != "subscription":
+            raise ValueError("trial_days needs mode='subscription'")
+        if presentment_currency and mode != "payment":
+            raise ValueError("presentment_currency (Adaptive Pricing) needs mode='payment'")
+        if customer:
+            customer_obj = self.store.get("customer", customer)
+            if customer_obj is None or customer_obj.get("deleted"):
+                raise KeyError(f"No such customer: {customer!r}")
+        metadata = {"serviceId": service_id}
+        link = None
+        if payment_link:
+            link = self.store.get("payment_link", payment_link)
+            if link is None:
+                raise KeyError(f"No such payment_link: {payment_link!r}")
+            price = self.store.get("price", self.store.line_items[link["id"]][0]["price"])
+            metadata = dict(link["metadata"])
+            mode = "subscription" if price["type"] == "recurring" else "payment"
+        else:
+            price = checkout_flow.ensure_service_price(
+                self.store,
+                self.ids,
+                service_id=service_id,
+                product_name=product_name,
+                amount=amount,
+                currency=currency,
+                livemode=livemode,
+                created=created,
+                interval=interval if mode == "subscription" else None,
+            )
+        coupon_obj, promotion = self._checkout_coupon(
+            coupon,
+            promotion_code,
+            percent_off,
+            amount_off,
+            currency,
+            duration,
+            duration_in_months,
+            livemode,
+            created,
         )
         session = checkout_flow.open_session(
             self.store,
@@ -282,16 +357,40 @@ class StripeSandbox:
             items=[(price, 1)],
             created=created,
             livemode=livemode,
-            metadata={"serviceId": service_id},
-            customer_email=email,
+            mode=mode,
+            metadata=metadata,
+            customer_id=customer,
+            customer_email=None if customer else email,
             success_url=success_url
             or "http://localhost:8000/checkout/success?session_id={CHECKOUT_SESSION_ID}",
             cancel_url="http://localhost:8000/checkout/cancel",
         )
+        if link is not None:
+            session["payment_link"] = link["id"]
+        if mode == "subscription":
+            session["invoice_creation"] = None
+            self.store.session_options[session["id"]] = {"subscription_metadata": metadata}
+            if trial_days:
+                checkout_extras.apply_free_trial(self.store, session, trial_days)
+        if coupon_obj is not None:
+            checkout_extras.apply_discount(self.store, self.ids, session, coupon_obj, promotion)
+        if presentment_currency:
+            checkout_extras.apply_currency_conversion(self.store, session, presentment_currency)
         if status == "open":
             return session, []
         if status == "expired":
             return session, checkout_flow.expire_session(self.store, self.ids, session, created=created)
+        if mode == "subscription":
+            events = billing_flow.complete_subscription_session(
+                self.store,
+                self.ids,
+                session,
+                email=email,
+                name=name,
+                created=created,
+                pending_webhooks=pending_webhooks,
+            )
+            return session, events
         events = checkout_flow.complete_session(
             self.store,
             self.ids,
@@ -304,6 +403,27 @@ class StripeSandbox:
             pending_webhooks=pending_webhooks,
         )
         return session, events
+
+    def _checkout_coupon(
+        self, coupon, promotion_code, percent_off, amount_off, currency, duration, months, livemode, created
+    ):
+        """The coupon a checkout applies: an existing one, or a new one from percent_off/amount_off."""
+        if percent_off is not None or amount_off is not None:
+            if coupon or promotion_code:
+                raise ValueError("give coupon/promotion_code or percent_off/amount_off, not both")
+            created_coupon, _ = discounts.create_coupon(
+                self.store,
+                self.ids,
+                created=created,
+                livemode=livemode,
+                percent_off=None if percent_off is None else float(percent_off),
+                amount_off=None if amount_off is None else int(amount_off),
+                currency=currency if amount_off is not None else None,
+                duration=duration,
+                duration_in_months=None if months is None else int(months),
+            )
+            return created_coupon, None
+        return discounts.resolve(self.store, coupon, promotion_code)
 
     # -- webhooks -----------------------------------------------------------------------------------
 
@@ -431,9 +551,26 @@ class StripeSandbox:
         if route == "POST /_sandbox/reset":
             self.reset()
             return 200, {"status": "reset"}
+        handled = self.money_control(method, path, data)
+        if handled is not None:
+            return handled
         return 404, {"error": f"Unknown sandbox control endpoint: {route}"}
 
 
+CHECKOUT_OPTIONS = (
+    "mode",
+    "interval",
+    "coupon",
+    "promotion_code",
+    "percent_off",
+    "amount_off",
+    "duration",
+    "duration_in_months",
+    "trial_days",
+    "payment_link",
+    "presentment_currency",
+    "customer",
+)
 _CHECKOUT_FIELDS = (
     "email",
     "name",
@@ -448,6 +585,7 @@ _CHECKOUT_FIELDS = (
     "created",
     "product_name",
     "success_url",
+    *CHECKOUT_OPTIONS,
 )
 _COMPLETE_FIELDS = ("email", "name", "delayed", "webhook_url", "webhook_secret", "deliver")
 _FAULT_FIELDS = ("endpoint", "kind", "rate", "count", "latency_ms", "seconds", "seed", "should_retry")
@@ -459,6 +597,12 @@ def _pick(data: dict, allowed: tuple) -> dict:
     if unknown:
         raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
     return data
+
+
+def _check_options(options: dict) -> None:
+    unknown = set(options) - set(CHECKOUT_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown checkout option(s): {', '.join(sorted(unknown))}")
 
 
 def _pending_webhooks(delayed, webhook_url, webhook_secret, deliver) -> int:

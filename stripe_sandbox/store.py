@@ -66,14 +66,20 @@ class SortedIndex:
 class ObjectStore:
     """Holds every object by type and id; all access goes through `lock`."""
 
-    def __init__(self):
+    def __init__(self, settlement_currency: str = "usd"):
         self.lock = threading.RLock()
+        # The account's settlement currency: every balance transaction is in it (see settlement.py).
+        self.settlement_currency = settlement_currency
         self._objects: dict[str, dict[str, dict]] = {}
         self._indexes: dict[tuple[str, bool], SortedIndex] = {}
         self._sequence = itertools.count()
         self.line_items: dict[str, list[dict]] = {}
-        # (livemode, service id, currency, amount) -> price id, so seeded checkouts share prices.
+        # (livemode, service id, currency, amount[, interval]) -> price id, so seeded checkouts share prices.
         self.service_prices: dict[tuple, str] = {}
+        # Parent id (session, checkout item) -> [(discount id, amount)]: discounts have no list endpoint.
+        self.discount_links: dict[str, list[tuple[str, int]]] = {}
+        # Session id -> checkout options Stripe does not show on the session (trial days).
+        self.session_options: dict[str, dict] = {}
 
     def clear(self) -> None:
         """Forget every object."""
@@ -82,16 +88,27 @@ class ObjectStore:
             self._indexes.clear()
             self.line_items.clear()
             self.service_prices.clear()
+            self.discount_links.clear()
+            self.session_options.clear()
 
-    def add(self, obj: dict) -> dict:
-        """Store an object (indexed under its type and livemode) and return it."""
+    def add(self, obj: dict, created: int | None = None) -> dict:
+        """Store an object (indexed under its type and livemode) and return it.
+
+        `created` indexes an object that has no `created` field (payment links), so it can be listed.
+        """
         with self.lock:
             object_type = obj["object"]
             self._objects.setdefault(object_type, {})[obj["id"]] = obj
-            if "created" in obj:
+            created = obj.get("created", created)
+            if created is not None:
                 index = self._indexes.setdefault((object_type, bool(obj.get("livemode"))), SortedIndex())
-                index.add(obj["id"], obj["created"], next(self._sequence))
+                index.add(obj["id"], created, next(self._sequence))
             return obj
+
+    def all(self, object_type: str) -> list[dict]:
+        """Every stored object of a type (both modes), in the order they were stored."""
+        with self.lock:
+            return list(self._objects.get(object_type, {}).values())
 
     def replace(self, obj: dict) -> dict:
         """Swap the stored object for `obj` (same id) without re-indexing it."""

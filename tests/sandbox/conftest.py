@@ -10,7 +10,7 @@ from sandbox_helpers import API_KEY, WebhookReceiver
 
 from stripe_sandbox.server import StripeSandbox
 
-REFERENCE_SHAPES = Path(__file__).resolve().parent.parent / "fixtures" / "stripe_reference_shapes.json"
+REFERENCE_SHAPES = Path(__file__).resolve().parent.parent.parent / "stripe_sandbox" / "reference_shapes.json"
 
 
 @pytest.fixture(scope="session")

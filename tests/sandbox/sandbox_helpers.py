@@ -35,3 +35,13 @@ class WebhookReceiver:
     def close(self):
         self._server.shutdown()
         self._server.server_close()
+
+
+def event_types(sandbox, event_ids):
+    """The types of stored events, in the given order."""
+    return [sandbox.store.get("event", event_id)["type"] for event_id in event_ids]
+
+
+def event_objects(sandbox, event_ids):
+    """The object snapshot each event carries."""
+    return [sandbox.store.get("event", event_id)["data"]["object"] for event_id in event_ids]

@@ -30,7 +30,9 @@ def shape_problems(reference, actual, path="$", allowed_extra=None) -> list[str]
             return [f"{path}: expected list, got {type(actual).__name__}"]
         if reference and actual:
             return [
-                p for i, item in enumerate(actual) for p in shape_problems(reference[0], item, f"{path}[{i}]")
+                p
+                for i, item in enumerate(actual)
+                for p in shape_problems(reference[0], item, f"{path}[{i}]", allowed_extra)
             ]
         return []
     if isinstance(reference, bool) or isinstance(actual, bool):
