@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from djstripe.models import Event
+from djstripe.models import Event, Session
 from djstripe.settings import djstripe_settings
 
 from provisioning.services import workspace_retry
@@ -191,6 +191,7 @@ def reconciliation_run(
     try:
         missed_checkouts_reconcile(report=report, fix=fix)
         unfinished_onboardings_reconcile(report=report, fix=fix, stale_before=now - stale_after)
+        unpaid_past_expiry_reconcile(report=report, fix=fix, now=now)
         failed_webhooks_reconcile(report=report, fix=fix, now=now)
         value_mismatches_reconcile(report=report, fix=fix)
     except Exception as exc:
@@ -346,6 +347,28 @@ def unfinished_onboardings_reconcile(*, report: Reconciliation, fix: Fix, stale_
                 )
                 if fix != Fix.NONE:
                     step_repair(finding, onboarding=onboarding, step=step, fix=fix)
+
+
+def unpaid_past_expiry_reconcile(*, report: Reconciliation, fix: Fix, now: datetime) -> None:
+    """Find onboardings still awaiting payment after their Checkout Session expired (of any age):
+    nothing will move them on by itself, so staff decide (check Stripe, then reject or wait)."""
+    awaiting = Onboarding.objects.filter(status=Status.AWAITING_PAYMENT).order_by("created", "id")
+    sessions = Session.objects.filter(id__in=awaiting.values("checkout_session_id"))
+    expires = {s.id: (s.stripe_data or {}).get("expires_at") for s in sessions.only("id", "stripe_data")}
+    for onboarding in awaiting.iterator():
+        expires_at = expires.get(onboarding.checkout_session_id)
+        if not expires_at or expires_at > now.timestamp():
+            continue
+        expired = datetime.fromtimestamp(expires_at, tz=timezone.get_current_timezone())
+        who = onboarding.customer_email or "?"
+        finding = report.add(
+            Gap.UNFINISHED_ONBOARDING,
+            f"onboarding {onboarding.id} ({onboarding.checkout_session_id}, {who})",
+            f"awaiting payment since {onboarding.created:%Y-%m-%d %H:%M}; "
+            f"the session expired {expired:%Y-%m-%d %H:%M}",
+        )
+        if fix != Fix.NONE:
+            finding.for_staff("no payment arrived: check the session in Stripe, then reject it or wait")
 
 
 def step_detail(onboarding: Onboarding, step: str) -> str:
