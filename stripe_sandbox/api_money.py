@@ -28,7 +28,7 @@ SUBSCRIPTION_STATUSES = frozenset(
 
 def money_routes(api) -> list:
     """Routes for StripeApi._routes(); `api` is the StripeApi."""
-    from .api import _route
+    from .api import _equals, _route  # api.py imports this module
 
     def listing(template, object_type, *filters, predicate=None):
         def handler(request):
@@ -97,12 +97,6 @@ def money_routes(api) -> list:
         listing("/v1/payment_links", "payment_link", "active"),
         _route("GET", "/v1/payment_links/{id}", api.retrieve("payment_link")),
     ]
-
-
-def _equals(params, *names):
-    from .api import _equals as equals
-
-    return equals(params, *names)
 
 
 def _subscription_filter(params):
