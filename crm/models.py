@@ -343,3 +343,49 @@ class BackfillRun(models.Model):
 
     def __str__(self) -> str:
         return f"Backfill #{self.pk} from {self.since:%Y-%m-%d} ({self.get_status_display()})"
+
+
+class StaffAlertBatch(models.Model):
+    """One message to staff (Slack and/or email) carrying every alert of a kind in a window."""
+
+    kind = models.CharField(max_length=20)
+    count = models.PositiveIntegerField()
+    text = models.TextField()
+    channels_pending = models.JSONField(default=list, help_text="Channels not yet delivered to")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["kind", "created"], name="alert_batch_kind_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} x{self.count} ({'sent' if self.sent_at else 'pending'})"
+
+
+class StaffAlert(models.Model):
+    """Something staff should act on; batched into at most one message per kind per window."""
+
+    class Kind(models.TextChoices):
+        HELD = "held", "Onboarding held for review"
+        STEP_FAILED = "step_failed", "Onboarding step failed for good"
+        DISPUTE_OPENED = "dispute_opened", "Dispute opened"
+        CLIENT_CHURNED = "client_churned", "Client churned"
+        WEBHOOK_FAILED = "webhook_failed", "Stripe webhook gave up"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    summary = models.CharField(max_length=300)
+    url = models.CharField(max_length=500, help_text="The admin page that fixes it")
+    batch = models.ForeignKey(
+        StaffAlertBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created", "id"]
+        indexes = [models.Index(fields=["batch", "kind", "created"], name="alert_unbatched_idx")]
+
+    def __str__(self) -> str:
+        return self.summary

@@ -1,5 +1,6 @@
 """django-q2 tasks: thin doors into services. Each takes ids, never model instances."""
 
+from .alerts import staff_alerts_flush as alerts_flush
 from .emails import welcome_email_send as welcome_email_service
 from .reconcile import Fix, reconciliation_run
 from .webhook_jobs import webhook_job_run
@@ -19,3 +20,8 @@ def reconcile_onboarding_daily() -> str:
     """Scheduled: reconcile the last 7 days with the safe repairs; the run is kept for the admin."""
     _, report = reconciliation_run(days=7, fix=Fix.SAFE, triggered_by="schedule")
     return report.summary()
+
+
+def staff_alerts_flush() -> int:
+    """Scheduled every minute: batch and deliver staff alerts."""
+    return alerts_flush()

@@ -264,6 +264,13 @@ else:
     # How often the ORM broker polls for tasks; the default 0.2 s keeps webhook latency low.
     Q_CLUSTER["poll"] = 0.2
 
+# --- Staff alerts ------------------------------------------------------------------------------
+# Held onboardings, steps that gave up, disputes, churn and webhooks that gave up reach staff here,
+# at most one message per kind per STAFF_ALERT_WINDOW seconds (crm.alerts).
+STAFF_ALERT_EMAILS = env_list("STAFF_ALERT_EMAILS", "")
+SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL")
+STAFF_ALERT_WINDOW = int(env_str("STAFF_ALERT_WINDOW", "300"))
+
 # --- Provisioning ------------------------------------------------------------------------------
 PROVISIONING_BACKEND = env_str("PROVISIONING_BACKEND", "provisioning.backends.LocalBackend")
 
