@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from core.money import format_money
 from provisioning.models import Workspace
 
 from . import staff
@@ -31,7 +32,6 @@ from .models import (
     Service,
     StripeWebhookJob,
 )
-from .money import format_money
 from .selectors import (
     client_search,
     client_stripe_links,

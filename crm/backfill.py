@@ -27,7 +27,8 @@ from django.utils import timezone
 from djstripe.models import Session
 from djstripe.settings import djstripe_settings
 
-from .locks import lock_name_for_transaction
+from core.locks import lock_name_for_transaction
+
 from .models import BackfillRun, Onboarding
 from .services import ASYNC_PAYMENT_FAILED, onboarding_sync_from_session
 

@@ -30,15 +30,15 @@ from django.utils import timezone
 from djstripe.models import Event
 from djstripe.settings import djstripe_settings
 
+from core.locks import lock_name_for_transaction
+from core.money import format_money
+from core.queue import enqueue_transactionally
+from core.retry import abandoned_before
 from provisioning.services import workspace_retry
 
 from .activity import Kind, activity_record
 from .emails import welcome_email_requeue
-from .locks import lock_name_for_transaction
 from .models import Client, Onboarding, Payment, ReconciliationRun, StripeWebhookJob
-from .money import format_money
-from .queue import enqueue_transactionally
-from .retry import abandoned_before
 from .services import WORKSPACE_TASK
 from .webhook_jobs import (
     PROCESS_TASK,

@@ -16,11 +16,12 @@ from django.db.models import F
 from django.utils import timezone
 from djstripe.models import Session
 
+from core.locks import lock_name_for_transaction
+from core.money import format_money
+from core.queue import enqueue_transactionally
+
 from .activity import Kind, activity_record
-from .locks import lock_name_for_transaction
 from .models import Activity, Client, Onboarding, Payment, Service
-from .money import format_money
-from .queue import enqueue_transactionally
 
 logger = logging.getLogger(__name__)
 

@@ -7,13 +7,13 @@ from django.db import transaction
 from django.utils import timezone
 from djstripe.models import Session
 
+from core.locks import lock_name_for_transaction
+from core.queue import enqueue_transactionally
 from provisioning.services import workspace_retry
 
 from .activity import Kind, activity_record
 from .emails import welcome_email_requeue
-from .locks import lock_name_for_transaction
 from .models import Client, Onboarding, StripeWebhookJob
-from .queue import enqueue_transactionally
 from .services import EMAIL_TASK, SessionFacts, onboarding_start
 from .webhook_jobs import webhook_job_retry_now
 

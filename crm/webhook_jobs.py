@@ -9,10 +9,11 @@ from django.utils import timezone
 from djstripe.models import Event, WebhookEventTrigger
 from djstripe.settings import djstripe_settings
 
-from .locks import lock_name_for_transaction
+from core.locks import lock_name_for_transaction
+from core.queue import enqueue_transactionally
+from core.retry import abandoned_before, retry_schedule
+
 from .models import StripeWebhookJob
-from .queue import enqueue_transactionally
-from .retry import abandoned_before, retry_schedule
 
 logger = logging.getLogger(__name__)
 

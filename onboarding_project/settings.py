@@ -199,7 +199,7 @@ Q_CLUSTER = {
     # Must exceed timeout, or a task still running would be handed to a second worker.
     "retry": 180,
     # django-q's own re-delivery (worker crashed or timed out). Business failures are retried by
-    # our tasks with backoff (crm/retry.py), so a poison task is not re-run more than this.
+    # our tasks with backoff (core/retry.py), so a poison task is not re-run more than this.
     "max_attempts": 3,
     # Successful results are not stored: our own status rows record outcomes, and the default
     # (250, pruned on every save under a lock) costs about 5x worker throughput. Failures are kept.

@@ -7,11 +7,11 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.locks import lock_name_for_transaction
+from core.queue import enqueue_transactionally
+from core.retry import abandoned_before, retry_schedule
 from crm.activity import Kind, activity_record
-from crm.locks import lock_name_for_transaction
 from crm.models import Onboarding
-from crm.queue import enqueue_transactionally
-from crm.retry import abandoned_before, retry_schedule
 from crm.services import WORKSPACE_TASK, onboarding_finish_if_done
 
 from .backends import ProvisionResult, get_backend
@@ -19,7 +19,7 @@ from .models import Workspace
 
 logger = logging.getLogger(__name__)
 
-# 6 attempts with crm.retry's backoff span about 15 minutes before the step is left failed for staff.
+# 6 attempts with core.retry's backoff span about 15 minutes before the step is left failed for staff.
 MAX_ATTEMPTS = 6
 
 Step = Onboarding.StepStatus

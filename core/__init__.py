@@ -1,0 +1,1 @@
+"""Small shared infrastructure: no models, imports no app (queue, retry, locks, money)."""
