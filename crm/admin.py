@@ -15,13 +15,12 @@ from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html
 
 from core.money import format_money
 from provisioning.models import Workspace
+from stripe_events.admin_mirror import ReadOnlyAdminMixin
 
 from . import staff
-from .admin_stripe import ReadOnlyAdminMixin
 from .models import (
     BackfillRun,
     Client,
@@ -30,7 +29,6 @@ from .models import (
     Payment,
     ReconciliationRun,
     Service,
-    StripeWebhookJob,
 )
 from .selectors import (
     client_search,
@@ -97,9 +95,6 @@ class StaffActionsMixin:
 
     def has_retry_provisioning_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("crm.retry_provisioning")
-
-    def has_reprocess_webhook_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("crm.reprocess_webhook")
 
     def report(self, request: HttpRequest, done: int, total: int, what: str, skipped: str) -> None:
         self.message_user(request, f"{what}: {done} of {total}.", messages.SUCCESS if done else messages.INFO)
@@ -415,32 +410,6 @@ class PaymentAdmin(PipelineRecordAdmin):
     search_help_text = "Checkout Session, payment intent or customer id (exact), or the start of an email."
     readonly_fields = [f.name for f in Payment._meta.fields]
     search = staticmethod(payment_search)
-
-
-@admin.register(StripeWebhookJob)
-class StripeWebhookJobAdmin(StaffActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = [
-        "event_id",
-        "event_type",
-        "status",
-        "attempts",
-        "short_error",
-        "next_attempt_at",
-        "created",
-    ]
-    list_filter = ["status", "event_type"]
-    search_fields = ["=event_id"]
-    readonly_fields = [f.name for f in StripeWebhookJob._meta.fields]
-    actions = ["reprocess"]
-
-    @admin.display(description="Last error")
-    def short_error(self, obj: StripeWebhookJob) -> str:
-        return format_html("<span title='{}'>{}</span>", obj.last_error, obj.last_error[:80])
-
-    @admin.action(description="Reprocess now", permissions=["reprocess_webhook"])
-    def reprocess(self, request, queryset) -> None:
-        done = sum(staff.webhook_reprocess(job=job, actor=request.user) for job in queryset)
-        self.report(request, done, len(queryset), "Sent back to the worker", "already processed or running")
 
 
 # A reconciliation run's counts, in the list and in the run's page alike.

@@ -6,11 +6,4 @@ class CrmConfig(AppConfig):
     verbose_name = "CRM and onboarding"
 
     def ready(self) -> None:
-        from django.contrib import admin
-
-        from . import receivers, stripe_client  # noqa: F401 - importing connects the receivers
-        from .admin_stripe import make_stripe_mirror_read_only
-
-        stripe_client.configure()
-        # The admin app (earlier in INSTALLED_APPS) has autodiscovered dj-stripe's admin by now.
-        make_stripe_mirror_read_only(admin.site)
+        from . import receivers  # noqa: F401 - importing connects the receivers

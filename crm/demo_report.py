@@ -7,8 +7,9 @@ from djstripe.models import Event, Session
 
 from core.money import format_money
 from provisioning.links import set_password_url
+from stripe_events.models import StripeWebhookJob
 
-from .models import Client, Onboarding, StripeWebhookJob
+from .models import Client, Onboarding
 
 
 def latest_email_file() -> str:

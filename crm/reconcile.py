@@ -35,16 +35,17 @@ from core.money import format_money
 from core.queue import enqueue_transactionally
 from core.retry import abandoned_before
 from provisioning.services import workspace_retry
-
-from .activity import Kind, activity_record
-from .emails import welcome_email_requeue
-from .models import Client, Onboarding, Payment, ReconciliationRun, StripeWebhookJob
-from .services import WORKSPACE_TASK
-from .webhook_jobs import (
+from stripe_events.models import StripeWebhookJob
+from stripe_events.webhook_jobs import (
     PROCESS_TASK,
     stripe_event_process,
     webhook_job_retry_now,
 )
+
+from .activity import Kind, activity_record
+from .emails import welcome_email_requeue
+from .models import Client, Onboarding, Payment, ReconciliationRun
+from .services import WORKSPACE_TASK
 
 logger = logging.getLogger(__name__)
 

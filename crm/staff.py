@@ -10,12 +10,12 @@ from djstripe.models import Session
 from core.locks import lock_name_for_transaction
 from core.queue import enqueue_transactionally
 from provisioning.services import workspace_retry
+from stripe_events.models import StripeWebhookJob
 
 from .activity import Kind, activity_record
 from .emails import welcome_email_requeue
-from .models import Client, Onboarding, StripeWebhookJob
+from .models import Client, Onboarding
 from .services import EMAIL_TASK, SessionFacts, onboarding_start
-from .webhook_jobs import webhook_job_retry_now
 
 Status = Onboarding.Status
 Held = Onboarding.HeldReason
@@ -102,21 +102,17 @@ def provisioning_retry(*, onboarding: Onboarding, actor) -> bool:
     return retried
 
 
-@transaction.atomic
-def webhook_reprocess(*, job: StripeWebhookJob, actor) -> bool:
-    """Send a failed or waiting webhook job back to the worker now, on the record."""
-    requeued = webhook_job_retry_now(job=job)
-    if requeued:
-        # On the timeline of the checkout the event is about, when it is one we onboarded.
-        session_id = job.trigger.json_body.get("data", {}).get("object", {}).get("id")
-        onboarding = Onboarding.objects.filter(checkout_session_id=session_id).first() if session_id else None
-        activity_record(
-            kind=Kind.STAFF,
-            summary=f"Stripe event {job.event_id} ({job.event_type}) sent back to the worker",
-            onboarding=onboarding,
-            actor=actor,
-        )
-    return requeued
+def webhook_reprocess_record(*, job: StripeWebhookJob, actor) -> None:
+    """Put staff's reprocessing of a webhook job on the record (stripe_events did the requeue)."""
+    # On the timeline of the checkout the event is about, when it is one we onboarded.
+    session_id = job.trigger.json_body.get("data", {}).get("object", {}).get("id")
+    onboarding = Onboarding.objects.filter(checkout_session_id=session_id).first() if session_id else None
+    activity_record(
+        kind=Kind.STAFF,
+        summary=f"Stripe event {job.event_id} ({job.event_type}) sent back to the worker",
+        onboarding=onboarding,
+        actor=actor,
+    )
 
 
 def client_note_add(*, client: Client, actor, text: str) -> None:

@@ -1,8 +1,9 @@
 """django-q2 tasks: thin doors into services. Each takes ids, never model instances."""
 
+from stripe_events.webhook_jobs import webhook_job_run
+
 from .emails import welcome_email_send as welcome_email_service
 from .reconcile import Fix, reconciliation_run
-from .webhook_jobs import webhook_job_run
 
 
 def webhook_job_process(job_id: int) -> str:

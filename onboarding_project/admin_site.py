@@ -60,7 +60,7 @@ class OnboardingAdminSite(admin.AdminSite):
     def queues(self, request: HttpRequest, counts: dict[str, int]) -> list[Queue]:
         """What waits for staff, each linked to its filtered changelist when the user may view it."""
         onboardings = ("crm_onboarding_changelist", "crm.view_onboarding")
-        jobs = ("crm_stripewebhookjob_changelist", "crm.view_stripewebhookjob")
+        jobs = ("stripe_events_stripewebhookjob_changelist", "stripe_events.view_stripewebhookjob")
         # The "Needs review" queue for those who may view it, else the filtered onboarding list.
         held_url = self.changelist_url(
             request, "crm_heldonboarding_changelist", "crm.view_heldonboarding"

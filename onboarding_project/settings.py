@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "djstripe",
     "anymail",
     "django_q",
+    "stripe_events",
     "crm",
     "provisioning",
     "stripe_sandbox",
@@ -172,7 +173,7 @@ STRIPE_API_TIMEOUT = float(env_str("STRIPE_API_TIMEOUT", "20"))
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 # Replay window: each endpoint's djstripe_tolerance (Stripe's 300 s unless changed), applied both
-# ways: stripe-python rejects older signatures, crm.webhooks also rejects ones from the future.
+# ways: stripe-python rejects older signatures, stripe_events.views also rejects ones from the future.
 
 # --- Onboarding --------------------------------------------------------------------------------
 ONBOARDING_CURRENCIES = [c.lower() for c in env_list("ONBOARDING_CURRENCIES", "usd,eur,gbp,jpy")]

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 
-from crm.webhooks import StripeWebhookView
+from stripe_events.views import StripeWebhookView
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
@@ -10,7 +10,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
 
 
-# dj-stripe's URL name for its webhook view, pointing at ours (which extends it, see crm/webhooks.py),
+# dj-stripe's URL name for its webhook view, pointing at ours (which extends it, see stripe_events/views.py),
 # so what reverses it (dj-stripe's `stripe_listen` command, its endpoint forms) gets our path.
 djstripe_urls = (
     [path("webhook/<uuid:uuid>/", StripeWebhookView.as_view(), name="djstripe_webhook_by_uuid")],

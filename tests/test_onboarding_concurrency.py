@@ -7,11 +7,12 @@ from django.core import mail
 from django.db import connection
 
 from crm.emails import welcome_email_send
-from crm.models import Client, Onboarding, Payment, StripeWebhookJob
-from crm.webhook_endpoints import webhook_endpoint_register
-from crm.webhook_jobs import webhook_job_run
+from crm.models import Client, Onboarding, Payment
 from provisioning.models import Workspace
 from provisioning.services import workspace_provision_for_onboarding
+from stripe_events.models import StripeWebhookJob
+from stripe_events.webhook_endpoints import webhook_endpoint_register
+from stripe_events.webhook_jobs import webhook_job_run
 from tests.conftest import (
     WEBHOOK_SECRET,
     deliver_concurrently,

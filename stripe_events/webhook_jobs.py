@@ -14,10 +14,11 @@ from core.queue import enqueue_transactionally
 from core.retry import abandoned_before, retry_schedule
 
 from .models import StripeWebhookJob
+from .signals import webhook_job_requeued
 
 logger = logging.getLogger(__name__)
 
-PROCESS_TASK = "crm.tasks.webhook_job_process"
+PROCESS_TASK = "stripe_events.tasks.webhook_job_process"
 # 8 attempts: the 7 waits between them (30 s doubling to 32 min) add up to about an hour before a
 # job is left failed for staff.
 MAX_ATTEMPTS = 8
@@ -104,3 +105,12 @@ def webhook_job_retry_now(*, job: StripeWebhookJob) -> bool:
     if requeued:
         enqueue_transactionally(PROCESS_TASK, job.id)
     return bool(requeued)
+
+
+@transaction.atomic
+def webhook_job_reprocess(*, job: StripeWebhookJob, actor) -> bool:
+    """Staff door: send the job back to the worker now and tell listeners who did it (for the record)."""
+    requeued = webhook_job_retry_now(job=job)
+    if requeued:
+        webhook_job_requeued.send(sender=StripeWebhookJob, job=job, actor=actor)
+    return requeued
