@@ -60,8 +60,11 @@ INSTALLED_APPS = [
     "stripe_events",
     "crm",
     "provisioning",
-    "stripe_sandbox",
 ]
+if DEBUG:
+    # The fake Stripe API and its commands (stripe_sandbox, sandbox_checkout, demo): laptops and
+    # tests only, never in production.
+    INSTALLED_APPS.append("stripe_sandbox")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -47,3 +47,10 @@ def test_production_refuses_to_start_without_its_secrets(missing, extra):
 def test_development_check_shows_no_warning():
     result = manage("check", "--fail-level", "WARNING", env={"DJANGO_DEBUG": "1"})
     assert result.returncode == 0, result.stderr
+
+
+def test_production_does_not_install_the_stripe_sandbox():
+    probe = "from django.conf import settings; print('stripe_sandbox' in settings.INSTALLED_APPS)"
+    result = manage("shell", "-c", probe, env=PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == "False"

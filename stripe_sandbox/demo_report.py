@@ -6,10 +6,9 @@ from django.conf import settings
 from djstripe.models import Event, Session
 
 from core.money import format_money
+from crm.models import Client, Onboarding
 from provisioning.links import set_password_url
 from stripe_events.models import StripeWebhookJob
-
-from .models import Client, Onboarding
 
 
 def latest_email_file() -> str:
