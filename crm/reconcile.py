@@ -22,7 +22,6 @@ from enum import StrEnum
 from itertools import islice
 
 import stripe
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q, Sum
 from django.db.models.functions import Coalesce
@@ -34,8 +33,8 @@ from core.locks import lock_name_for_transaction
 from core.money import format_money
 from core.queue import enqueue_transactionally
 from core.retry import abandoned_before
-from provisioning.services import workspace_retry
 from stripe_events.models import StripeWebhookJob
+from stripe_events.stripe_client import stripe_api_key
 from stripe_events.webhook_jobs import (
     PROCESS_TASK,
     stripe_event_process,
@@ -45,7 +44,7 @@ from stripe_events.webhook_jobs import (
 from .activity import Kind, activity_record
 from .emails import welcome_email_requeue
 from .models import Client, Onboarding, Payment, ReconciliationRun
-from .services import WORKSPACE_TASK
+from .workspace_step import workspace_step_requeue
 
 logger = logging.getLogger(__name__)
 
@@ -221,7 +220,7 @@ def stripe_paid_checkout_events(*, since: datetime) -> Iterator[dict]:
         types=PAID_CHECKOUT_EVENTS,
         created={"gte": int(since.timestamp())},
         limit=EVENTS_PAGE,
-        api_key=djstripe_settings.get_default_api_key(settings.STRIPE_LIVE_MODE),
+        api_key=stripe_api_key(),
         stripe_version=djstripe_settings.STRIPE_API_VERSION,
     )
     for event in listing.auto_paging_iter():
@@ -392,16 +391,7 @@ def onboarding_email_requeue(*, onboarding_id: int) -> bool:
 def onboarding_workspace_requeue(*, onboarding_id: int) -> bool:
     """Queue a workspace step that is waiting, retrying, failed or abandoned again; False if not."""
     onboarding = Onboarding.objects.select_for_update().get(id=onboarding_id)
-    if onboarding.workspace_status in (Step.FAILED, Step.RETRYING):
-        queued = workspace_retry(onboarding=onboarding)
-    elif onboarding.workspace_status == Step.PENDING or (
-        onboarding.workspace_status == Step.RUNNING and onboarding.updated < abandoned_before()
-    ):
-        # The task claims a pending step or takes over an abandoned one; a duplicate message is a no-op.
-        enqueue_transactionally(WORKSPACE_TASK, onboarding_id)
-        queued = True
-    else:
-        queued = False
+    queued = workspace_step_requeue(onboarding=onboarding, take_over=True)
     if queued:
         activity_record(
             kind=Kind.WORKSPACE,

@@ -25,8 +25,8 @@ from .models import Activity, Client, Onboarding, Payment, Service
 
 logger = logging.getLogger(__name__)
 
-EMAIL_TASK = "crm.tasks.welcome_email_send"
-WORKSPACE_TASK = "provisioning.tasks.workspace_provision"
+EMAIL_TASK = "crm.tasks.welcome_email_run"
+WORKSPACE_TASK = "crm.tasks.workspace_step_run"
 ASYNC_PAYMENT_FAILED = "checkout.session.async_payment_failed"
 
 Status = Onboarding.Status

@@ -9,13 +9,13 @@ from djstripe.models import Session
 
 from core.locks import lock_name_for_transaction
 from core.queue import enqueue_transactionally
-from provisioning.services import workspace_retry
 from stripe_events.models import StripeWebhookJob
 
 from .activity import Kind, activity_record
 from .emails import welcome_email_requeue
 from .models import Client, Onboarding
 from .services import EMAIL_TASK, SessionFacts, onboarding_start
+from .workspace_step import workspace_step_requeue
 
 Status = Onboarding.Status
 Held = Onboarding.HeldReason
@@ -94,7 +94,7 @@ def welcome_email_resend(*, onboarding: Onboarding, actor) -> bool:
 @transaction.atomic
 def provisioning_retry(*, onboarding: Onboarding, actor) -> bool:
     """Queue the workspace step again now; False if it is not failed or waiting."""
-    retried = workspace_retry(onboarding=onboarding)
+    retried = workspace_step_requeue(onboarding=onboarding)
     if retried:
         activity_record(
             kind=Kind.STAFF, summary="Workspace provisioning retried", onboarding=onboarding, actor=actor

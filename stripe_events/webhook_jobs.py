@@ -7,7 +7,6 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from djstripe.models import Event, WebhookEventTrigger
-from djstripe.settings import djstripe_settings
 
 from core.locks import lock_name_for_transaction
 from core.queue import enqueue_transactionally
@@ -15,6 +14,7 @@ from core.retry import abandoned_before, retry_schedule
 
 from .models import StripeWebhookJob
 from .signals import webhook_job_requeued
+from .stripe_client import stripe_api_key
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def stripe_event_process(*, data: dict) -> Event:
     """
     with transaction.atomic():
         lock_name_for_transaction(f"stripe-event:{data['id']}")
-        return Event.process(data, api_key=djstripe_settings.get_default_api_key(data.get("livemode")))
+        return Event.process(data, api_key=stripe_api_key(livemode=data.get("livemode")))
 
 
 def webhook_job_record_failure(
