@@ -31,7 +31,7 @@ from core.locks import lock_name_for_transaction
 from stripe_events.stripe_client import stripe_api_key
 
 from .models import BackfillRun, Onboarding
-from .services import ASYNC_PAYMENT_FAILED, onboarding_sync_from_session
+from .services.onboarding import ASYNC_PAYMENT_FAILED, onboarding_sync_from_session
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from djstripe.models import Event
 from stripe_events.models import StripeWebhookJob
 from stripe_events.signals import webhook_job_requeued
 
-from .services import onboarding_sync_from_session
+from .services.onboarding import onboarding_sync_from_session
 from .staff import webhook_reprocess_record
 
 CHECKOUT_EVENTS = (

@@ -41,10 +41,10 @@ from stripe_events.webhook_jobs import (
     webhook_job_retry_now,
 )
 
-from .activity import Kind, activity_record
 from .emails import welcome_email_requeue
 from .models import Client, Onboarding, Payment, ReconciliationRun
-from .workspace_step import workspace_step_requeue
+from .services.activity import Kind, activity_record
+from .services.workspace_step import workspace_step_requeue
 
 logger = logging.getLogger(__name__)
 

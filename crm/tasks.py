@@ -2,7 +2,7 @@
 
 from . import emails
 from .reconcile import Fix, reconciliation_run
-from .workspace_step import workspace_step_run as workspace_step_service
+from .services.workspace_step import workspace_step_run as workspace_step_service
 
 
 def welcome_email_run(onboarding_id: int) -> str:

@@ -8,7 +8,7 @@ from django.db import connection
 
 from crm.emails import welcome_email_send
 from crm.models import Client, Onboarding, Payment
-from crm.workspace_step import workspace_step_run
+from crm.services.workspace_step import workspace_step_run
 from provisioning.models import Workspace
 from stripe_events.models import StripeWebhookJob
 from stripe_events.webhook_endpoints import webhook_endpoint_register

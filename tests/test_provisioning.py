@@ -8,10 +8,10 @@ from django.db import connection
 from django.utils import timezone
 from django_q.models import OrmQ, Schedule
 
-from crm import workspace_step
 from crm.models import Client, Onboarding, Service
+from crm.services import workspace_step
+from crm.services.workspace_step import workspace_step_requeue, workspace_step_run
 from crm.tasks import workspace_step_run as workspace_step_task
-from crm.workspace_step import workspace_step_requeue, workspace_step_run
 from provisioning.backends import ProvisionResult
 from provisioning.models import Workspace
 

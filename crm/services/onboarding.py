@@ -20,8 +20,8 @@ from core.locks import lock_name_for_transaction
 from core.money import format_money
 from core.queue import enqueue_transactionally
 
+from ..models import Activity, Client, Onboarding, Payment, Service
 from .activity import Kind, activity_record
-from .models import Activity, Client, Onboarding, Payment, Service
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from core.retry import abandoned_before, retry_schedule
 from provisioning.models import Workspace
 from provisioning.services import workspace_provision
 
+from ..models import Onboarding
 from .activity import Kind, activity_record
-from .models import Onboarding
-from .services import WORKSPACE_TASK, onboarding_finish_if_done
+from .onboarding import WORKSPACE_TASK, onboarding_finish_if_done
 
 logger = logging.getLogger(__name__)
 
