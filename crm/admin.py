@@ -20,7 +20,6 @@ from core.money import format_money
 from provisioning.models import Workspace
 from stripe_events.admin_mirror import ReadOnlyAdminMixin
 
-from . import staff
 from .models import (
     BackfillRun,
     Client,
@@ -38,6 +37,7 @@ from .selectors import (
     onboardings_latest,
     payment_search,
 )
+from .services import staff
 
 Status = Onboarding.Status
 

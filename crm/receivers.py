@@ -12,7 +12,7 @@ from stripe_events.models import StripeWebhookJob
 from stripe_events.signals import webhook_job_requeued
 
 from .services.onboarding import onboarding_sync_from_session
-from .staff import webhook_reprocess_record
+from .services.staff import webhook_reprocess_record
 
 CHECKOUT_EVENTS = (
     "checkout.session.completed",

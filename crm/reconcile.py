@@ -41,9 +41,9 @@ from stripe_events.webhook_jobs import (
     webhook_job_retry_now,
 )
 
-from .emails import welcome_email_requeue
 from .models import Client, Onboarding, Payment, ReconciliationRun
 from .services.activity import Kind, activity_record
+from .services.emails import welcome_email_requeue
 from .services.workspace_step import workspace_step_requeue
 
 logger = logging.getLogger(__name__)

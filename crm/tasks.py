@@ -1,7 +1,7 @@
 """django-q2 tasks: thin doors into services. Each takes ids, never model instances."""
 
-from . import emails
 from .reconcile import Fix, reconciliation_run
+from .services import emails
 from .services.workspace_step import workspace_step_run as workspace_step_service
 
 

@@ -6,8 +6,8 @@ import pytest
 from django.core import mail
 from django.db import connection
 
-from crm.emails import welcome_email_send
 from crm.models import Client, Onboarding, Payment
+from crm.services.emails import welcome_email_send
 from crm.services.workspace_step import workspace_step_run
 from provisioning.models import Workspace
 from stripe_events.models import StripeWebhookJob

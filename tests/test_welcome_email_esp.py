@@ -3,8 +3,8 @@
 import pytest
 from django_q.models import Schedule
 
-from crm.emails import welcome_email_send
 from crm.models import Onboarding
+from crm.services.emails import welcome_email_send
 from tests.fakes.esp import FakePostmark
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("service")]
@@ -58,7 +58,7 @@ def test_refused_recipient_holds_the_onboarding_for_review(pipeline, postmark):
 
 
 def test_email_gives_up_after_max_attempts(pipeline, postmark):
-    from crm.emails import MAX_ATTEMPTS
+    from crm.services.emails import MAX_ATTEMPTS
 
     postmark.fail_next(100)
     pipeline.pay_and_process()

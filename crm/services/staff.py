@@ -11,11 +11,11 @@ from core.locks import lock_name_for_transaction
 from core.queue import enqueue_transactionally
 from stripe_events.models import StripeWebhookJob
 
+from ..models import Client, Onboarding
+from .activity import Kind, activity_record
 from .emails import welcome_email_requeue
-from .models import Client, Onboarding
-from .services.activity import Kind, activity_record
-from .services.onboarding import EMAIL_TASK, SessionFacts, onboarding_start
-from .services.workspace_step import workspace_step_requeue
+from .onboarding import EMAIL_TASK, SessionFacts, onboarding_start
+from .workspace_step import workspace_step_requeue
 
 Status = Onboarding.Status
 Held = Onboarding.HeldReason

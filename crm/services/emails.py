@@ -16,9 +16,9 @@ from core.queue import enqueue_transactionally
 from core.retry import retry_schedule
 from provisioning.links import portal_url, set_password_url
 
-from .models import Client, Onboarding
-from .services.activity import Kind, activity_record
-from .services.onboarding import EMAIL_TASK, onboarding_finish_if_done
+from ..models import Client, Onboarding
+from .activity import Kind, activity_record
+from .onboarding import EMAIL_TASK, onboarding_finish_if_done
 
 logger = logging.getLogger(__name__)
 
