@@ -14,7 +14,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from core.money import SYMBOLS, format_money, minor_to_major
 
-from .dashboard import WeeklyRevenue
+from .selectors.dashboard import WeeklyRevenue
 
 PALETTE = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#999999"]
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.charts import revenue_charts
-from crm.dashboard import WINDOWS, dashboard_figures, human_duration
+from crm.selectors.dashboard import WINDOWS, dashboard_figures, human_duration
 
 COUNT_ROWS = (
     ("paid", "Paid", "Every paid checkout: onboarded, in progress, failed, held or rejected"),

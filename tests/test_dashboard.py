@@ -9,8 +9,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from crm.dashboard import dashboard_figures, human_duration, percentile
 from crm.models import Onboarding, Payment
+from crm.selectors.dashboard import dashboard_figures, human_duration, percentile
 from stripe_events.models import StripeWebhookJob
 from tests.factories import ClientFactory, ServiceFactory
 

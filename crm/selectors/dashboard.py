@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from stripe_events.models import StripeWebhookJob
 
-from .models import Onboarding, Payment
+from ..models import Onboarding, Payment
 
 Status = Onboarding.Status
 Step = Onboarding.StepStatus
