@@ -55,7 +55,7 @@ class Client(models.Model):
         # The changelist's order (-created, then -pk) read backwards from an index, no sort.
         # Email prefix search uses the unique constraint's varchar_pattern_ops twin that Django
         # adds on PostgreSQL; the name search's trigram index is PostgreSQL-only and lives in
-        # migration 0005 alone (see there).
+        # migration 0008 alone (see there).
         indexes = [models.Index(fields=["created", "id"], name="client_created_idx")]
 
     def __str__(self) -> str:
@@ -165,7 +165,7 @@ class Onboarding(models.Model):
             # The dashboard's queue links: email / workspace steps waiting to retry or failed.
             models.Index(fields=["email_status", "created"], name="onboarding_email_status_idx"),
             models.Index(fields=["workspace_status", "created"], name="onboarding_workspace_st_idx"),
-            # The dashboard's per-window counts (crm/dashboard.py).
+            # The dashboard's per-window counts (crm/selectors/dashboard.py).
             models.Index(fields=["paid_at"], name="onboarding_paid_at_idx"),
             models.Index(fields=["onboarded_at"], name="onboarding_onboarded_at_idx"),
             # Email prefix search (LIKE 'x%'): pattern ops work whatever the database collation;
