@@ -304,11 +304,11 @@ def main() -> int:
     log(f"settings: {'production (DJANGO_DEBUG=0)' if mode == 'prod' else 'DEBUG (DJANGO_DEBUG=1)'}")
     log(f"migrate: {benchlib.migrate():.1f} s")
 
-    from crm.webhook_endpoints import webhook_endpoint_register
     from django.conf import settings
     from django_q.models import OrmQ, Schedule
 
     from crm.models import Service
+    from stripe_events.webhook_endpoints import webhook_endpoint_register
 
     purged_tasks, _ = OrmQ.objects.all().delete()
     purged_retries, _ = Schedule.objects.filter(name__startswith="retry ").delete()

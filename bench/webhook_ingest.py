@@ -330,10 +330,11 @@ def main() -> int:
     log(f"migrate: {benchlib.migrate():.1f} s")
     figures.update(mode=mode, workers=args.workers, concurrency=args.concurrency)
 
-    from crm.webhook_endpoints import webhook_endpoint_register
     from django.db.models import Max
     from django_q.models import OrmQ
     from djstripe.models import WebhookEventTrigger
+
+    from stripe_events.webhook_endpoints import webhook_endpoint_register
 
     run = uuid.uuid4().hex[:8]
     port = benchlib.free_port()

@@ -168,7 +168,7 @@ def onboarding_start(
 ) -> Onboarding:
     """Check a paid session; hold it for review, or record the client and payment and queue the steps.
 
-    `accepted` holds the reasons staff have accepted for this onboarding (see crm.staff);
+    `accepted` holds the reasons staff have accepted for this onboarding (see crm.services.staff);
     `send_welcome_email=False` skips the email step (backfill --no-email).
     """
     service = Service.objects.filter(service_id=facts.service_ref).first() if facts.service_ref else None
