@@ -199,8 +199,9 @@ def timelines(results: list[dict]) -> list[dict]:
     """Per checkout: seconds from webhook accepted to each later stamp the pipeline wrote."""
     from djstripe.models import Event, Session
 
-    from crm.models import Onboarding, StripeWebhookJob
+    from crm.models import Onboarding
     from provisioning.models import Workspace
+    from stripe_events.models import StripeWebhookJob
 
     rows = []
     for result in results:
@@ -307,7 +308,7 @@ def main() -> int:
     from django_q.models import OrmQ, Schedule
 
     from crm.models import Service
-    from crm.webhook_endpoints import webhook_endpoint_register
+    from stripe_events.webhook_endpoints import webhook_endpoint_register
 
     purged_tasks, _ = OrmQ.objects.all().delete()
     purged_retries, _ = Schedule.objects.filter(name__startswith="retry ").delete()

@@ -284,7 +284,7 @@ def verify_rows(run_prefix: str, first_trigger_id: int, expected: int) -> dict:
     """Every 2xx left exactly one valid trigger and one job; nothing else was stored."""
     from djstripe.models import WebhookEventTrigger
 
-    from crm.models import StripeWebhookJob
+    from stripe_events.models import StripeWebhookJob
 
     new_triggers = WebhookEventTrigger.objects.filter(id__gt=first_trigger_id)
     jobs = StripeWebhookJob.objects.filter(event_id__startswith=run_prefix)
@@ -307,7 +307,7 @@ def cleanup_rows(first_trigger_id: int, run_prefix: str, first_ormq_id: int) -> 
     from django_q.models import OrmQ
     from djstripe.models import WebhookEventTrigger
 
-    from crm.models import StripeWebhookJob
+    from stripe_events.models import StripeWebhookJob
 
     StripeWebhookJob.objects.filter(event_id__startswith=run_prefix).delete()
     deleted_triggers, _ = WebhookEventTrigger.objects.filter(id__gt=first_trigger_id).delete()
@@ -334,7 +334,7 @@ def main() -> int:
     from django_q.models import OrmQ
     from djstripe.models import WebhookEventTrigger
 
-    from crm.webhook_endpoints import webhook_endpoint_register
+    from stripe_events.webhook_endpoints import webhook_endpoint_register
 
     run = uuid.uuid4().hex[:8]
     port = benchlib.free_port()

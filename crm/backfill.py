@@ -27,9 +27,11 @@ from django.utils import timezone
 from djstripe.models import Session
 from djstripe.settings import djstripe_settings
 
-from .locks import lock_name_for_transaction
+from core.locks import lock_name_for_transaction
+from stripe_events.stripe_client import stripe_api_key
+
 from .models import BackfillRun, Onboarding
-from .services import ASYNC_PAYMENT_FAILED, onboarding_sync_from_session
+from .services.onboarding import ASYNC_PAYMENT_FAILED, onboarding_sync_from_session
 
 logger = logging.getLogger(__name__)
 
@@ -367,7 +369,7 @@ class _Walk:
         self.limiter = limiter
         self.retry = retry
         self.progress = progress
-        self.api_key = djstripe_settings.STRIPE_SECRET_KEY
+        self.api_key = stripe_api_key()
         self.consecutive_failures = 0
         self.since_ts = int(run.since.timestamp())
         self.end_ts = int(run.window_end.timestamp())

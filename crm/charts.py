@@ -12,8 +12,9 @@ from datetime import date
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from .dashboard import WeeklyRevenue
-from .money import SYMBOLS, format_money, minor_to_major
+from core.money import SYMBOLS, format_money, minor_to_major
+
+from .selectors.dashboard import WeeklyRevenue
 
 PALETTE = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#999999"]
 

@@ -2,42 +2,6 @@ from django.db import models
 from django.utils import timezone
 
 
-class StripeWebhookJob(models.Model):
-    """The worker's processing of one verified Stripe webhook delivery (a dj-stripe trigger).
-
-    Written in the same transaction as the trigger, so a delivery that Stripe saw answered 200
-    is never lost even if the queue message is: the daily reconciliation (and
-    `manage.py reconcile_onboarding --fix`) re-enqueues jobs left queued.
-    """
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        RETRYING = "retrying", "Waiting to retry"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed (gave up)"
-
-    trigger = models.OneToOneField(
-        "djstripe.WebhookEventTrigger", on_delete=models.CASCADE, related_name="job"
-    )
-    event_id = models.CharField(max_length=255, db_index=True)
-    event_type = models.CharField(max_length=250)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    created = models.DateTimeField(auto_now_add=True)
-    updated = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["-created"]
-        indexes = [models.Index(fields=["status", "created"])]
-        permissions = [("reprocess_webhook", "Can reprocess Stripe webhooks")]
-
-    def __str__(self) -> str:
-        return f"{self.event_type} {self.event_id} ({self.get_status_display()})"
-
-
 class Service(models.Model):
     """Something the agency sells; `service_id` is the Checkout Session's metadata.serviceId."""
 
@@ -91,7 +55,7 @@ class Client(models.Model):
         # The changelist's order (-created, then -pk) read backwards from an index, no sort.
         # Email prefix search uses the unique constraint's varchar_pattern_ops twin that Django
         # adds on PostgreSQL; the name search's trigram index is PostgreSQL-only and lives in
-        # migration 0005 alone (see there).
+        # migration 0008 alone (see there).
         indexes = [models.Index(fields=["created", "id"], name="client_created_idx")]
 
     def __str__(self) -> str:
@@ -208,7 +172,7 @@ class Onboarding(models.Model):
             # The dashboard's queue links: email / workspace steps waiting to retry or failed.
             models.Index(fields=["email_status", "created"], name="onboarding_email_status_idx"),
             models.Index(fields=["workspace_status", "created"], name="onboarding_workspace_st_idx"),
-            # The dashboard's per-window counts (crm/dashboard.py).
+            # The dashboard's per-window counts (crm/selectors/dashboard.py).
             models.Index(fields=["paid_at"], name="onboarding_paid_at_idx"),
             models.Index(fields=["onboarded_at"], name="onboarding_onboarded_at_idx"),
             # Email prefix search (LIKE 'x%'): pattern ops work whatever the database collation;

@@ -4,10 +4,15 @@ Connected in CrmConfig.ready(), after dj-stripe's own handlers (djstripe is earl
 INSTALLED_APPS), so the Checkout Session has been re-retrieved from Stripe and synced by then.
 """
 
+from django.dispatch import receiver
 from djstripe.event_handlers import djstripe_receiver
 from djstripe.models import Event
 
-from .services import onboarding_sync_from_session
+from stripe_events.models import StripeWebhookJob
+from stripe_events.signals import webhook_job_requeued
+
+from .services.onboarding import onboarding_sync_from_session
+from .services.staff import webhook_reprocess_record
 
 CHECKOUT_EVENTS = (
     "checkout.session.completed",
@@ -22,3 +27,9 @@ def checkout_session_onboard(sender, event: Event, **kwargs) -> None:
     onboarding_sync_from_session(
         session_id=event.data["object"]["id"], event_type=event.type, event_id=event.id
     )
+
+
+@receiver(webhook_job_requeued, sender=StripeWebhookJob)
+def webhook_job_requeued_record(sender, job: StripeWebhookJob, actor, **kwargs) -> None:
+    """Staff sent a webhook job back to the worker: on the client's timeline."""
+    webhook_reprocess_record(job=job, actor=actor)

@@ -22,7 +22,6 @@ from enum import StrEnum
 from itertools import islice
 
 import stripe
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q, Sum
 from django.db.models.functions import Coalesce
@@ -30,22 +29,24 @@ from django.utils import timezone
 from djstripe.models import Event, Session
 from djstripe.settings import djstripe_settings
 
-from provisioning.services import workspace_retry
-
-from .activity import Kind, activity_record
-from .emails import welcome_email_requeue
-from .locks import lock_name_for_transaction
-from .models import Client, Onboarding, Payment, ReconciliationRun, StripeWebhookJob
-from .money import format_money
-from .queue import enqueue_transactionally
-from .retry import abandoned_before
-from .services import EMAIL_TASK, WORKSPACE_TASK
-from .stripe_json import stripe_object_json
-from .webhook_jobs import (
+from core.locks import lock_name_for_transaction
+from core.money import format_money
+from core.queue import enqueue_transactionally
+from core.retry import abandoned_before
+from stripe_events.models import StripeWebhookJob
+from stripe_events.stripe_client import stripe_api_key
+from stripe_events.stripe_json import stripe_object_json
+from stripe_events.webhook_jobs import (
     PROCESS_TASK,
     stripe_event_process,
     webhook_job_retry_now,
 )
+
+from .models import Client, Onboarding, Payment, ReconciliationRun
+from .services.activity import Kind, activity_record
+from .services.emails import welcome_email_requeue
+from .services.onboarding import EMAIL_TASK
+from .services.workspace_step import workspace_step_requeue
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +223,7 @@ def stripe_paid_checkout_events(*, since: datetime) -> Iterator[dict]:
         types=PAID_CHECKOUT_EVENTS,
         created={"gte": int(since.timestamp())},
         limit=EVENTS_PAGE,
-        api_key=djstripe_settings.get_default_api_key(settings.STRIPE_LIVE_MODE),
+        api_key=stripe_api_key(),
         stripe_version=djstripe_settings.STRIPE_API_VERSION,
     )
     for event in listing.auto_paging_iter():
@@ -417,16 +418,7 @@ def onboarding_email_requeue(*, onboarding_id: int) -> bool:
 def onboarding_workspace_requeue(*, onboarding_id: int) -> bool:
     """Queue a workspace step that is waiting, retrying, failed or abandoned again; False if not."""
     onboarding = Onboarding.objects.select_for_update().get(id=onboarding_id)
-    if onboarding.workspace_status in (Step.FAILED, Step.RETRYING):
-        queued = workspace_retry(onboarding=onboarding)
-    elif onboarding.workspace_status == Step.PENDING or (
-        onboarding.workspace_status == Step.RUNNING and onboarding.updated < abandoned_before()
-    ):
-        # The task claims a pending step or takes over an abandoned one; a duplicate message is a no-op.
-        enqueue_transactionally(WORKSPACE_TASK, onboarding_id)
-        queued = True
-    else:
-        queued = False
+    queued = workspace_step_requeue(onboarding=onboarding, take_over=True)
     if queued:
         activity_record(
             kind=Kind.WORKSPACE,

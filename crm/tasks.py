@@ -1,19 +1,19 @@
 """django-q2 tasks: thin doors into services. Each takes ids, never model instances."""
 
-from .alerts import staff_alerts_flush as alerts_flush
-from .emails import welcome_email_send as welcome_email_service
 from .reconcile import Fix, reconciliation_run
-from .webhook_jobs import webhook_job_run
+from .services import emails
+from .services.alerts import staff_alerts_flush as alerts_flush
+from .services.workspace_step import workspace_step_run as workspace_step_service
 
 
-def webhook_job_process(job_id: int) -> str:
-    """Process one verified Stripe webhook delivery."""
-    return webhook_job_run(job_id=job_id)
-
-
-def welcome_email_send(onboarding_id: int) -> str:
+def welcome_email_run(onboarding_id: int) -> str:
     """Send one onboarding's welcome email."""
-    return welcome_email_service(onboarding_id=onboarding_id)
+    return emails.welcome_email_send(onboarding_id=onboarding_id)
+
+
+def workspace_step_run(onboarding_id: int) -> str:
+    """Run one onboarding's workspace step (provision, or reuse, the client's workspace)."""
+    return workspace_step_service(onboarding_id=onboarding_id)
 
 
 def reconcile_onboarding_daily() -> str:
@@ -25,3 +25,12 @@ def reconcile_onboarding_daily() -> str:
 def staff_alerts_flush() -> int:
     """Scheduled every minute: batch and deliver staff alerts."""
     return alerts_flush()
+
+
+# -- Old task paths ------------------------------------------------------------------------------
+# Task messages already queued, and retry schedules, may still name these (migration 0012 renames
+# the schedules). Drop them once no queued or scheduled row can name them: after one release plus
+# the longest retry schedule (a webhook job's 8 attempts, about an hour).
+from stripe_events.tasks import webhook_job_process  # noqa: E402, F401 - was crm.tasks.webhook_job_process
+
+welcome_email_send = welcome_email_run  # was crm.tasks.welcome_email_send (the service's name too)

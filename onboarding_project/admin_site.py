@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.charts import revenue_charts
-from crm.dashboard import WINDOWS, dashboard_figures, human_duration
+from crm.selectors.dashboard import WINDOWS, dashboard_figures, human_duration
 
 from .staff_otp import StaffLoginForm, otp_satisfied
 
@@ -74,7 +74,7 @@ class OnboardingAdminSite(admin.AdminSite):
     def queues(self, request: HttpRequest, counts: dict[str, int]) -> list[Queue]:
         """What waits for staff, each linked to its filtered changelist when the user may view it."""
         onboardings = ("crm_onboarding_changelist", "crm.view_onboarding")
-        jobs = ("crm_stripewebhookjob_changelist", "crm.view_stripewebhookjob")
+        jobs = ("stripe_events_stripewebhookjob_changelist", "stripe_events.view_stripewebhookjob")
         # The "Needs review" queue for those who may view it, else the filtered onboarding list.
         held_url = self.changelist_url(
             request, "crm_heldonboarding_changelist", "crm.view_heldonboarding"

@@ -33,7 +33,12 @@ def logging_config(*, log_format: str, level: str) -> dict:
         },
         "root": {"handlers": ["console"], "level": level},
         # stripe-python logs every request at INFO; its errors still reach us as exceptions.
-        "loggers": {"django.db.backends": {"level": "INFO"}, "stripe": {"level": "WARNING"}},
+        "loggers": {
+            "django.db.backends": {"level": "INFO"},
+            "stripe": {"level": "WARNING"},
+            # django-axes logs every login at INFO (with the username masked); lockouts are WARNING.
+            "axes": {"level": "WARNING"},
+        },
     }
 
 

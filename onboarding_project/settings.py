@@ -61,13 +61,17 @@ INSTALLED_APPS = [
     "djstripe",
     "anymail",
     "django_q",
+    "stripe_events",
     "axes",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "crm",
     "provisioning",
-    "stripe_sandbox",
 ]
+if DEBUG:
+    # The fake Stripe API and its commands (stripe_sandbox, sandbox_checkout, demo): laptops and
+    # tests only, never in production.
+    INSTALLED_APPS.append("stripe_sandbox")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -210,7 +214,7 @@ STRIPE_API_TIMEOUT = float(env_str("STRIPE_API_TIMEOUT", "20"))
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 # Replay window: each endpoint's djstripe_tolerance (Stripe's 300 s unless changed), applied both
-# ways: stripe-python rejects older signatures, crm.webhooks also rejects ones from the future.
+# ways: stripe-python rejects older signatures, stripe_events.views also rejects ones from the future.
 
 # --- Onboarding --------------------------------------------------------------------------------
 ONBOARDING_CURRENCIES = [c.lower() for c in env_list("ONBOARDING_CURRENCIES", "usd,eur,gbp,jpy")]
@@ -247,7 +251,7 @@ Q_CLUSTER = {
     # Must exceed timeout, or a task still running would be handed to a second worker.
     "retry": 180,
     # django-q's own re-delivery (worker crashed or timed out). Business failures are retried by
-    # our tasks with backoff (crm/retry.py), so a poison task is not re-run more than this.
+    # our tasks with backoff (core/retry.py), so a poison task is not re-run more than this.
     "max_attempts": 3,
     # Successful results are not stored: our own status rows record outcomes, and the default
     # (250, pruned on every save under a lock) costs about 5x worker throughput. Failures are kept.
@@ -266,7 +270,7 @@ else:
 
 # --- Staff alerts ------------------------------------------------------------------------------
 # Held onboardings, steps that gave up, disputes, churn and webhooks that gave up reach staff here,
-# at most one message per kind per STAFF_ALERT_WINDOW seconds (crm.alerts).
+# at most one message per kind per STAFF_ALERT_WINDOW seconds (crm.services.alerts).
 STAFF_ALERT_EMAILS = env_list("STAFF_ALERT_EMAILS", "")
 SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL")
 STAFF_ALERT_WINDOW = int(env_str("STAFF_ALERT_WINDOW", "300"))

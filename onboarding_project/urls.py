@@ -1,12 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from crm.webhooks import StripeWebhookView
+from stripe_events.views import StripeWebhookView
 
 from .health import healthz, readyz
 from .staff_otp import otp_setup
 
-# dj-stripe's URL name for its webhook view, pointing at ours (which extends it, see crm/webhooks.py),
+# dj-stripe's URL name for its webhook view, pointing at ours (which extends it, see stripe_events/views.py),
 # so what reverses it (dj-stripe's `stripe_listen` command, its endpoint forms) gets our path.
 djstripe_urls = (
     [path("webhook/<uuid:uuid>/", StripeWebhookView.as_view(), name="djstripe_webhook_by_uuid")],

@@ -1,14 +1,19 @@
-"""Reads for the client portal. Every query is scoped to the signed-in user's client."""
+"""Reads for the client portal. Every query is scoped to the signed-in user's client.
+
+The portal reads crm's Client, Service and Payment through Workspace's foreign keys and their
+reverse relations rather than importing crm, so the dependency stays one way (crm -> provisioning).
+"""
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db.models import Q, QuerySet
-
-from crm.models import Client, Payment, Service
+from django.db.models import Model, Q, QuerySet
 
 from .models import Workspace
 
+Client = Workspace.client.field.related_model  # crm.Client
+Service = Workspace.service.field.related_model  # crm.Service
 
-def client_for_user(*, user: AbstractBaseUser) -> Client | None:
+
+def client_for_user(*, user: AbstractBaseUser) -> Model | None:
     """The client a portal user belongs to, or None (staff, or a user not linked to a client)."""
     return Client.objects.filter(user=user).first()
 
@@ -18,11 +23,11 @@ def workspaces_for_user(*, user: AbstractBaseUser) -> QuerySet[Workspace]:
     return Workspace.objects.filter(client__user=user).select_related("service").order_by("service__name")
 
 
-def services_for_client(*, client: Client) -> QuerySet[Service]:
+def services_for_client(*, client: Model) -> QuerySet:
     """What the client ordered: the services of its onboardings and payments."""
     return Service.objects.filter(Q(onboarding__client=client) | Q(payment__client=client)).distinct()
 
 
-def payments_for_client(*, client: Client) -> QuerySet[Payment]:
+def payments_for_client(*, client: Model) -> QuerySet:
     """The client's recorded payments, newest first."""
-    return Payment.objects.filter(client=client).select_related("service").order_by("-paid_at")
+    return client.payments.select_related("service").order_by("-paid_at")

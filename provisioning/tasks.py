@@ -1,8 +1,14 @@
-"""django-q2 tasks: thin doors into services. Each takes ids, never model instances."""
+"""Old task path of the onboarding's workspace step, which moved to crm.tasks.workspace_step_run.
 
-from .services import workspace_provision_for_onboarding
+Queued tasks and retry schedules written before the move name `provisioning.tasks.workspace_provision`;
+crm's migration 0012 renames the schedules, this forwards messages already queued. It goes by name,
+so provisioning does not import crm. Drop it once no queued or scheduled row can name it: after one
+release plus the longest retry schedule (the workspace step's 6 attempts, about 15 minutes).
+"""
+
+from django.utils.module_loading import import_string
 
 
 def workspace_provision(onboarding_id: int) -> str:
-    """Provision (or reuse) the workspace for one onboarding."""
-    return workspace_provision_for_onboarding(onboarding_id=onboarding_id)
+    """Deprecated alias of crm.tasks.workspace_step_run."""
+    return import_string("crm.tasks.workspace_step_run")(onboarding_id)

@@ -19,8 +19,8 @@ from django.utils.module_loading import import_string
 from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
 
-from crm import stripe_client
-from crm.webhook_endpoints import webhook_endpoint_register
+from stripe_events import stripe_client
+from stripe_events.webhook_endpoints import webhook_endpoint_register
 from stripe_sandbox.server import StripeSandbox
 from stripe_sandbox.signing import sign_payload
 from tests.factories import ServiceFactory
@@ -202,12 +202,13 @@ STAFF_PASSWORD = "pw-for-tests-123"
 
 
 def staff_user(role: str, *, username: str = "") -> User:
-    """A staff user in the "Support" or "Operations" group made by crm/migrations/0004_staff_roles.py.
+    """A staff user in the "Support" or "Operations" group made by crm/migrations/0004_staff_roles.py
+    (restated in 0011).
 
     A transaction=True test ends by flushing every table, groups included, and a reused test
     database does not rerun data migrations, so the migration's own code recreates the groups.
     """
-    importlib.import_module("crm.migrations.0004_staff_roles").assign_roles(django_apps)
+    importlib.import_module("crm.migrations.0011_stripewebhookjob_to_stripe_events").assign_roles(django_apps)
     username = username or f"{role.lower()}@agency.example"
     user = User.objects.create_user(username, password=STAFF_PASSWORD, is_staff=True)
     user.groups.add(Group.objects.get(name=role))

@@ -11,8 +11,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from crm.models import Activity, Client, Onboarding, Payment, Service, StripeWebhookJob
+from crm.models import Activity, Client, Onboarding, Payment, Service
 from provisioning.models import Workspace
+from stripe_events.models import StripeWebhookJob
 from tests.conftest import run_with_commit_hooks, staff_user
 from tests.factories import ClientFactory, ServiceFactory
 
@@ -172,7 +173,7 @@ def test_retry_provisioning_and_reprocess_webhook(pipeline, operations, client, 
 
     job = StripeWebhookJob.objects.get()
     StripeWebhookJob.objects.filter(id=job.id).update(status="failed")
-    response = post_action(client, "/admin/crm/stripewebhookjob/", "reprocess", [job])
+    response = post_action(client, "/admin/stripe_events/stripewebhookjob/", "reprocess", [job])
     assert any("1 of 1" in m for m in messages_of(response))
     record = Activity.objects.filter(kind="staff", summary__contains=job.event_id).get()
     assert (record.actor, record.onboarding) == (operations, onboarding)

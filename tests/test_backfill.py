@@ -21,7 +21,7 @@ from djstripe.models import Session
 
 from crm.backfill import BackfillError, RateLimiter, RetryPolicy, onboarding_backfill
 from crm.models import Activity, BackfillRun, Client, Onboarding, Payment
-from crm.staff import welcome_email_resend
+from crm.services.staff import welcome_email_resend
 from provisioning.models import Workspace
 from tests.conftest import run_queued_tasks, stripe_timeout
 from tests.factories import ServiceFactory

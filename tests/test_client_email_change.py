@@ -7,9 +7,9 @@ from django.contrib.auth.models import User
 from django.core import mail
 from django.core.exceptions import ValidationError
 
-from crm.client_email import client_email_change
 from crm.models import Activity, Client, Onboarding
-from crm.staff import welcome_email_resend
+from crm.services.client_email import client_email_change
+from crm.services.staff import welcome_email_resend
 from tests.conftest import run_queued_tasks, run_with_commit_hooks, staff_user
 from tests.factories import ClientFactory
 

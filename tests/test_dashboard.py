@@ -9,8 +9,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from crm.dashboard import dashboard_figures, human_duration, percentile
-from crm.models import Onboarding, Payment, StripeWebhookJob
+from crm.models import Onboarding, Payment
+from crm.selectors.dashboard import dashboard_figures, human_duration, percentile
+from stripe_events.models import StripeWebhookJob
 from tests.factories import ClientFactory, ServiceFactory
 
 Status = Onboarding.Status
@@ -219,7 +220,7 @@ def test_queues_link_to_filtered_changelists(admin_client, seeded):
     assert queues["Welcome emails waiting to retry"] == (1, f"{onboardings}?email_status__exact=retrying")
     assert queues["Welcome emails failed"] == (1, f"{onboardings}?email_status__exact=failed")
     assert queues["Workspaces failed"] == (1, f"{onboardings}?workspace_status__exact=failed")
-    jobs_url = "/admin/crm/stripewebhookjob/"
+    jobs_url = "/admin/stripe_events/stripewebhookjob/"
     assert queues["Stripe webhooks waiting to retry"] == (1, f"{jobs_url}?status__exact=retrying")
     assert queues["Stripe webhooks failed"] == (2, f"{jobs_url}?status__exact=failed")
     html = response.content.decode()

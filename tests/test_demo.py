@@ -13,7 +13,8 @@ import pytest
 from django.conf import settings
 from djstripe.models import WebhookEventTrigger
 
-from crm.models import Onboarding, StripeWebhookJob
+from crm.models import Onboarding
+from stripe_events.models import StripeWebhookJob
 from tests.processes import free_port, read_until
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """Discounts in the pinned API version's shape (2026-05-27.dahlia) sync, onboard and are valued right.
 
 Since dahlia a discount's coupon sits under `discount.source`; dj-stripe 2.11's Customer sync read
-`discount.coupon` and raised (crm/djstripe_compat.py). The shapes come from Stripe's OpenAPI
+`discount.coupon` and raised (stripe_events/djstripe_compat.py). The shapes come from Stripe's OpenAPI
 fixtures for that version (tests/fixtures/dahlia_discount_shapes.json); a test fills in the ids
 that tie them together.
 """

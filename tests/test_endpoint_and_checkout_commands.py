@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from djstripe.models import WebhookEndpoint, WebhookEventTrigger
 
-from crm.models import StripeWebhookJob
+from stripe_events.models import StripeWebhookJob
 
 SECRET = "whsec_commands_test_secret"
 

@@ -10,8 +10,8 @@ import pytest
 from django.core import mail
 from djstripe.models import Session
 
+from core.money import format_money
 from crm.models import Client, Onboarding, Payment
-from crm.money import format_money
 from provisioning.models import Workspace
 from tests.factories import ClientFactory, ServiceFactory
 

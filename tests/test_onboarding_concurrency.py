@@ -6,12 +6,13 @@ import pytest
 from django.core import mail
 from django.db import connection
 
-from crm.emails import welcome_email_send
-from crm.models import Client, Onboarding, Payment, StripeWebhookJob
-from crm.webhook_endpoints import webhook_endpoint_register
-from crm.webhook_jobs import webhook_job_run
+from crm.models import Client, Onboarding, Payment
+from crm.services.emails import welcome_email_send
+from crm.services.workspace_step import workspace_step_run
 from provisioning.models import Workspace
-from provisioning.services import workspace_provision_for_onboarding
+from stripe_events.models import StripeWebhookJob
+from stripe_events.webhook_endpoints import webhook_endpoint_register
+from stripe_events.webhook_jobs import webhook_job_run
 from tests.conftest import (
     WEBHOOK_SECRET,
     deliver_concurrently,
@@ -42,8 +43,7 @@ def test_20_concurrent_deliveries_give_one_client_payment_email_and_workspace(
             pool.submit(in_own_connection, welcome_email_send, onboarding_id=onboarding.id) for _ in range(6)
         ]
         runs += [
-            pool.submit(in_own_connection, workspace_provision_for_onboarding, onboarding_id=onboarding.id)
-            for _ in range(6)
+            pool.submit(in_own_connection, workspace_step_run, onboarding_id=onboarding.id) for _ in range(6)
         ]
         [run.result() for run in runs]
     run_queued_tasks()  # the queued copies of all of the above: each a no-op now

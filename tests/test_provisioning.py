@@ -9,11 +9,11 @@ from django.utils import timezone
 from django_q.models import OrmQ, Schedule
 
 from crm.models import Client, Onboarding, Service
-from provisioning import services as provisioning_services
+from crm.services import workspace_step
+from crm.services.workspace_step import workspace_step_requeue, workspace_step_run
+from crm.tasks import workspace_step_run as workspace_step_task
 from provisioning.backends import ProvisionResult
 from provisioning.models import Workspace
-from provisioning.services import workspace_provision_for_onboarding, workspace_retry
-from provisioning.tasks import workspace_provision
 
 Step = Onboarding.StepStatus
 
@@ -65,7 +65,7 @@ def onboarding(db) -> Onboarding:
 
 
 def test_provisions_one_ready_workspace_and_marks_step_done(onboarding, settings):
-    status = workspace_provision_for_onboarding(onboarding_id=onboarding.id)
+    status = workspace_step_run(onboarding_id=onboarding.id)
 
     assert status == Step.DONE
     workspace = Workspace.objects.get()
@@ -84,15 +84,15 @@ def test_provisions_one_ready_workspace_and_marks_step_done(onboarding, settings
 
 
 def test_task_is_a_door_into_the_service(onboarding):
-    assert workspace_provision(onboarding.id) == Step.DONE
+    assert workspace_step_task(onboarding.id) == Step.DONE
     assert Workspace.objects.filter(status=Workspace.Status.READY).count() == 1
 
 
 def test_running_twice_keeps_one_workspace_and_second_run_is_a_noop(onboarding):
-    workspace_provision_for_onboarding(onboarding_id=onboarding.id)
+    workspace_step_run(onboarding_id=onboarding.id)
     first = Workspace.objects.get()
 
-    assert workspace_provision_for_onboarding(onboarding_id=onboarding.id) == Step.DONE
+    assert workspace_step_run(onboarding_id=onboarding.id) == Step.DONE
 
     workspace = Workspace.objects.get()
     assert (workspace.id, workspace.attempts, workspace.updated) == (first.id, 1, first.updated)
@@ -104,15 +104,15 @@ def test_running_twice_keeps_one_workspace_and_second_run_is_a_noop(onboarding):
 def test_step_not_queued_is_not_run(onboarding, status):
     Onboarding.objects.filter(id=onboarding.id).update(workspace_status=status)
 
-    assert workspace_provision_for_onboarding(onboarding_id=onboarding.id) == status
+    assert workspace_step_run(onboarding_id=onboarding.id) == status
     assert not Workspace.objects.exists()
 
 
 def test_returning_client_reuses_the_ready_workspace(onboarding):
-    workspace_provision_for_onboarding(onboarding_id=onboarding.id)
+    workspace_step_run(onboarding_id=onboarding.id)
     second = onboarding_create(client=onboarding.client, service=onboarding.service)
 
-    assert workspace_provision_for_onboarding(onboarding_id=second.id) == Step.DONE
+    assert workspace_step_run(onboarding_id=second.id) == Step.DONE
 
     workspace = Workspace.objects.get()
     assert workspace.attempts == 1  # the backend was not called again
@@ -122,20 +122,20 @@ def test_step_left_running_by_a_dead_worker_is_taken_over(onboarding):
     long_ago = timezone.now() - timezone.timedelta(hours=1)
     Onboarding.objects.filter(id=onboarding.id).update(workspace_status=Step.RUNNING, updated=long_ago)
 
-    assert workspace_provision_for_onboarding(onboarding_id=onboarding.id) == Step.DONE
+    assert workspace_step_run(onboarding_id=onboarding.id) == Step.DONE
 
 
 def test_step_running_recently_is_left_alone(onboarding):
     Onboarding.objects.filter(id=onboarding.id).update(workspace_status=Step.RUNNING, updated=timezone.now())
 
-    assert workspace_provision_for_onboarding(onboarding_id=onboarding.id) == Step.RUNNING
+    assert workspace_step_run(onboarding_id=onboarding.id) == Step.RUNNING
     assert not Workspace.objects.exists()
 
 
 def test_backend_failure_records_error_and_schedules_a_retry(onboarding, settings):
     settings.PROVISIONING_BACKEND = dotted(UnreachableBackend)
 
-    assert workspace_provision_for_onboarding(onboarding_id=onboarding.id) == Step.RETRYING
+    assert workspace_step_run(onboarding_id=onboarding.id) == Step.RETRYING
 
     error = "ConnectionError: provisioning API unreachable"
     workspace = Workspace.objects.get()
@@ -144,7 +144,7 @@ def test_backend_failure_records_error_and_schedules_a_retry(onboarding, setting
     assert (onboarding.workspace_status, onboarding.workspace_last_error) == (Step.RETRYING, error)
     assert onboarding.workspace_attempts == 1
     assert onboarding.status == Onboarding.Status.IN_PROGRESS
-    schedule = Schedule.objects.get(func="provisioning.tasks.workspace_provision")  # exactly one retry
+    schedule = Schedule.objects.get(func="crm.tasks.workspace_step_run")  # exactly one retry
     assert schedule.args == f"({onboarding.id},)"
     assert schedule.schedule_type == Schedule.ONCE
     assert schedule.next_run > timezone.now()
@@ -152,10 +152,10 @@ def test_backend_failure_records_error_and_schedules_a_retry(onboarding, setting
 
 def test_retry_after_a_failure_provisions_and_clears_the_error(onboarding, settings):
     settings.PROVISIONING_BACKEND = dotted(UnreachableBackend)
-    workspace_provision_for_onboarding(onboarding_id=onboarding.id)
+    workspace_step_run(onboarding_id=onboarding.id)
     settings.PROVISIONING_BACKEND = "provisioning.backends.LocalBackend"
 
-    assert workspace_provision(onboarding.id) == Step.DONE
+    assert workspace_step_task(onboarding.id) == Step.DONE
 
     workspace = Workspace.objects.get()
     assert (workspace.status, workspace.last_error, workspace.attempts) == (Workspace.Status.READY, "", 2)
@@ -165,13 +165,13 @@ def test_retry_after_a_failure_provisions_and_clears_the_error(onboarding, setti
 
 def test_gives_up_after_max_attempts(onboarding, settings):
     settings.PROVISIONING_BACKEND = dotted(UnreachableBackend)
-    max_attempts = provisioning_services.MAX_ATTEMPTS
+    max_attempts = workspace_step.MAX_ATTEMPTS
 
-    statuses = [workspace_provision(onboarding.id) for _ in range(max_attempts)]
+    statuses = [workspace_step_task(onboarding.id) for _ in range(max_attempts)]
 
     assert statuses == [Step.RETRYING] * (max_attempts - 1) + [Step.FAILED]
     assert (
-        Schedule.objects.filter(func="provisioning.tasks.workspace_provision").count() == max_attempts - 1
+        Schedule.objects.filter(func="crm.tasks.workspace_step_run").count() == max_attempts - 1
     )  # no retry after giving up
     onboarding.refresh_from_db()
     assert onboarding.workspace_attempts == max_attempts
@@ -179,14 +179,14 @@ def test_gives_up_after_max_attempts(onboarding, settings):
     assert onboarding.status == Onboarding.Status.FAILED
     assert Workspace.objects.get().status == Workspace.Status.FAILED
     # A stray retry after giving up changes nothing.
-    assert workspace_provision(onboarding.id) == Step.FAILED
+    assert workspace_step_task(onboarding.id) == Step.FAILED
     assert Workspace.objects.get().attempts == max_attempts
 
 
 def test_staff_retry_queues_a_failed_step_in_the_same_transaction(onboarding):
     Onboarding.objects.filter(id=onboarding.id).update(workspace_status=Step.FAILED)
 
-    assert workspace_retry(onboarding=onboarding) is True
+    assert workspace_step_requeue(onboarding=onboarding) is True
 
     onboarding.refresh_from_db()
     assert onboarding.workspace_status == Step.PENDING
@@ -194,10 +194,10 @@ def test_staff_retry_queues_a_failed_step_in_the_same_transaction(onboarding):
 
 
 def test_staff_retry_refuses_a_step_that_is_done(onboarding, django_capture_on_commit_callbacks):
-    workspace_provision_for_onboarding(onboarding_id=onboarding.id)
+    workspace_step_run(onboarding_id=onboarding.id)
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        assert workspace_retry(onboarding=onboarding) is False
+        assert workspace_step_requeue(onboarding=onboarding) is False
 
     assert callbacks == []
     onboarding.refresh_from_db()
@@ -239,8 +239,8 @@ def test_concurrent_onboardings_of_one_client_and_service_share_one_workspace(se
     second = onboarding_create(client=client, service=service)
 
     results = run_concurrently(
-        lambda: workspace_provision_for_onboarding(onboarding_id=first.id),
-        lambda: workspace_provision_for_onboarding(onboarding_id=second.id),
+        lambda: workspace_step_run(onboarding_id=first.id),
+        lambda: workspace_step_run(onboarding_id=second.id),
     )
 
     assert not [r for r in results if isinstance(r, Exception)], results
@@ -253,7 +253,7 @@ def test_concurrent_onboardings_of_one_client_and_service_share_one_workspace(se
 
     # The scheduled retry of the loser (if any) then finds the ready workspace.
     for onboarding in (first, second):
-        workspace_provision(onboarding.id)
+        workspace_step_task(onboarding.id)
         onboarding.refresh_from_db()
         assert onboarding.workspace_status == Step.DONE
     assert Workspace.objects.get().attempts == 1

@@ -21,9 +21,10 @@ from django_q.models import OrmQ, Schedule
 from djstripe.models import Event
 
 from crm import tasks
-from crm.models import Activity, Client, Onboarding, ReconciliationRun, StripeWebhookJob
-from crm.webhook_jobs import MAX_ATTEMPTS
+from crm.models import Activity, Client, Onboarding, ReconciliationRun
 from provisioning.models import Workspace
+from stripe_events.models import StripeWebhookJob
+from stripe_events.webhook_jobs import MAX_ATTEMPTS
 from tests.conftest import run_queued_tasks
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]

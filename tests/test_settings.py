@@ -69,3 +69,10 @@ def test_production_refuses_email_backends_that_deliver_nothing(backend):
 def test_production_without_an_email_backend_is_refused():
     env = {k: v for k, v in PRODUCTION.items() if k != "EMAIL_BACKEND"}
     assert "delivers no email" in manage("check", env=env).stderr
+
+
+def test_production_does_not_install_the_stripe_sandbox():
+    probe = "from django.conf import settings; print('stripe_sandbox' in settings.INSTALLED_APPS)"
+    result = manage("shell", "-c", probe, env=PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == "False"

@@ -8,8 +8,8 @@ from django.utils import timezone
 from django_q.models import Schedule
 from werkzeug import Response
 
-from crm.alerts import Kind, admin_url, staff_alert_raise, staff_alerts_flush
 from crm.models import StaffAlert, StaffAlertBatch
+from crm.services.alerts import Kind, admin_url, staff_alert_raise, staff_alerts_flush
 
 pytestmark = pytest.mark.django_db
 

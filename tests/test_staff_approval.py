@@ -4,7 +4,7 @@ import pytest
 from django.core import mail
 
 from crm.models import Activity, Client, Onboarding
-from crm.staff import onboarding_approve
+from crm.services.staff import onboarding_approve
 from provisioning.models import Workspace
 from tests.conftest import run_queued_tasks, run_with_commit_hooks, staff_user
 from tests.factories import ServiceFactory

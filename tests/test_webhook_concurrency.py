@@ -8,9 +8,9 @@ import pytest
 from django.db import connection
 from djstripe.models import Event, WebhookEventTrigger
 
-from crm.models import StripeWebhookJob
-from crm.webhook_endpoints import webhook_endpoint_register
-from crm.webhook_jobs import webhook_job_run
+from stripe_events.models import StripeWebhookJob
+from stripe_events.webhook_endpoints import webhook_endpoint_register
+from stripe_events.webhook_jobs import webhook_job_run
 from tests.conftest import WEBHOOK_SECRET, deliver_concurrently, in_own_connection, paid_event_body
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,9 +8,9 @@ from django.urls import resolve, reverse
 from django_q.models import OrmQ, Schedule
 from djstripe.models import Customer, Event, PaymentIntent, Session, WebhookEventTrigger
 
-from crm.models import StripeWebhookJob
-from crm.webhook_jobs import MAX_ATTEMPTS, webhook_job_retry_now, webhook_job_run
-from crm.webhooks import StripeWebhookView
+from stripe_events.models import StripeWebhookJob
+from stripe_events.views import StripeWebhookView
+from stripe_events.webhook_jobs import MAX_ATTEMPTS, webhook_job_retry_now, webhook_job_run
 from stripe_sandbox.signing import sign_payload
 from tests.conftest import run_queued_tasks, signed_post, stripe_timeout
 
@@ -228,7 +228,9 @@ def test_stripe_failing_during_processing_is_recorded_then_retried(
     assert job.last_error and job.next_attempt_at
     trigger = job.trigger
     assert not trigger.processed and trigger.exception
-    assert Schedule.objects.filter(func="crm.tasks.webhook_job_process", args=repr((job.id,))).exists()
+    assert Schedule.objects.filter(
+        func="stripe_events.tasks.webhook_job_process", args=repr((job.id,))
+    ).exists()
     assert not Event.objects.exists()
 
     sandbox.clear_faults()

@@ -3,8 +3,8 @@
 import pytest
 from django_q.models import Schedule
 
-from crm.emails import welcome_email_send
 from crm.models import Onboarding
+from crm.services.emails import welcome_email_send
 from tests.fakes.esp import FakePostmark
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("service")]
@@ -27,7 +27,7 @@ def test_esp_outage_then_recovery_sends_exactly_one_email(pipeline, postmark):
     onboarding = Onboarding.objects.get()
     assert (onboarding.email_status, onboarding.email_attempts) == (Step.RETRYING, 1)
     assert "503" in onboarding.email_last_error
-    assert Schedule.objects.filter(func="crm.tasks.welcome_email_send", args=repr((onboarding.id,))).exists()
+    assert Schedule.objects.filter(func="crm.tasks.welcome_email_run", args=repr((onboarding.id,))).exists()
     assert postmark.messages == []
 
     assert welcome_email_send(onboarding_id=onboarding.id) == Step.DONE  # the scheduled retry
@@ -54,11 +54,11 @@ def test_refused_recipient_holds_the_onboarding_for_review(pipeline, postmark):
         Onboarding.HeldReason.EMAIL_REFUSED,
     )
     assert "bounce@example.com" in onboarding.held_detail
-    assert not Schedule.objects.filter(func="crm.tasks.welcome_email_send").exists()
+    assert not Schedule.objects.filter(func="crm.tasks.welcome_email_run").exists()
 
 
 def test_email_gives_up_after_max_attempts(pipeline, postmark):
-    from crm.emails import MAX_ATTEMPTS
+    from crm.services.emails import MAX_ATTEMPTS
 
     postmark.fail_next(100)
     pipeline.pay_and_process()

@@ -8,11 +8,11 @@ from django.core import mail
 from django.utils import timezone
 from django_q.models import Schedule
 
-from crm.emails import welcome_email_send
+from core.retry import abandoned_before
 from crm.models import Client, Onboarding, Service
 from crm.reconcile import Fix, reconciliation_run
-from crm.retry import abandoned_before
-from crm.staff import onboarding_approve, welcome_email_resend
+from crm.services.emails import welcome_email_send
+from crm.services.staff import onboarding_approve, welcome_email_resend
 from tests.conftest import STAFF_PASSWORD, run_queued_tasks, run_with_commit_hooks, staff_user
 from tests.factories import ClientFactory
 
@@ -84,7 +84,7 @@ def test_an_unexpected_error_is_recorded_and_retried_never_left_running(paid, se
     paid.refresh_from_db()
     assert paid.email_status == Step.RETRYING
     assert "BadHeaderError" in paid.email_last_error
-    assert Schedule.objects.filter(func="crm.tasks.welcome_email_send", args=repr((paid.id,))).exists()
+    assert Schedule.objects.filter(func="crm.tasks.welcome_email_run", args=repr((paid.id,))).exists()
 
     settings.DEFAULT_FROM_EMAIL = "Agency <hello@agency.example>"
     assert welcome_email_send(onboarding_id=paid.id) == Step.DONE
@@ -114,7 +114,7 @@ def test_payer_with_a_staff_email_is_held_for_review_not_retried(pipeline):
     onboarding = Onboarding.objects.get()
     assert (onboarding.status, onboarding.held_reason) == (Status.HELD, Held.EMAIL_LOGIN_CONFLICT)
     assert onboarding.email_status == Step.REFUSED and onboarding.email_attempts == 1
-    assert not Schedule.objects.filter(func="crm.tasks.welcome_email_send").exists()
+    assert not Schedule.objects.filter(func="crm.tasks.welcome_email_run").exists()
     assert User.objects.get(id=staff.id).check_password(STAFF_PASSWORD)  # the staff login is untouched
     assert mail.outbox == []
 
@@ -159,14 +159,14 @@ def test_a_send_overtaken_by_a_resend_does_not_overwrite_its_outcome(paid):
     run_queued_tasks()
     paid.refresh_from_db()
     assert paid.email_status == Step.DONE
-    from crm.emails import welcome_email_record_failure
+    from crm.services.emails import welcome_email_record_failure
 
     stale = Onboarding.objects.get(id=paid.id)
     stale.email_attempts = 1  # what the first worker read after its claim
     welcome_email_record_failure(stale, error=OSError("connection reset"))
     paid.refresh_from_db()
     assert paid.email_status == Step.DONE
-    assert not Schedule.objects.filter(func="crm.tasks.welcome_email_send").exists()
+    assert not Schedule.objects.filter(func="crm.tasks.welcome_email_run").exists()
 
 
 def test_reconcile_finds_and_repairs_a_stuck_send_of_any_age(paid):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from crm.webhook_endpoints import webhook_endpoint_register
+from stripe_events.webhook_endpoints import webhook_endpoint_register
 from stripe_sandbox.signing import sign_payload
 from tests.conftest import CHECKOUT_DEFAULTS, WEBHOOK_SECRET
 

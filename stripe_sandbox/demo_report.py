@@ -5,10 +5,10 @@ from pathlib import Path
 from django.conf import settings
 from djstripe.models import Event, Session
 
+from core.money import format_money
+from crm.models import Client, Onboarding
 from provisioning.links import set_password_url
-
-from .models import Client, Onboarding, StripeWebhookJob
-from .money import format_money
+from stripe_events.models import StripeWebhookJob
 
 
 def latest_email_file() -> str:

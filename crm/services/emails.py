@@ -13,13 +13,13 @@ from django.db.models import F, Q
 from django.template.loader import render_to_string, select_template
 from django.utils import timezone
 
+from core.queue import enqueue_transactionally
+from core.retry import abandoned_before, retry_schedule
 from provisioning.links import portal_url, set_password_url
 
+from ..models import Client, Onboarding
 from .activity import Kind, activity_record
-from .models import Client, Onboarding
-from .queue import enqueue_transactionally
-from .retry import abandoned_before, retry_schedule
-from .services import EMAIL_TASK, onboarding_finish_if_done
+from .onboarding import EMAIL_TASK, onboarding_finish_if_done
 
 logger = logging.getLogger(__name__)
 

@@ -16,16 +16,17 @@ from django.db.models import F
 from django.utils import timezone
 from djstripe.models import Session
 
+from core.locks import lock_name_for_transaction
+from core.money import format_money
+from core.queue import enqueue_transactionally
+
+from ..models import Activity, Client, Onboarding, Payment, Service
 from .activity import Kind, activity_record
-from .locks import lock_name_for_transaction
-from .models import Activity, Client, Onboarding, Payment, Service
-from .money import format_money
-from .queue import enqueue_transactionally
 
 logger = logging.getLogger(__name__)
 
-EMAIL_TASK = "crm.tasks.welcome_email_send"
-WORKSPACE_TASK = "provisioning.tasks.workspace_provision"
+EMAIL_TASK = "crm.tasks.welcome_email_run"
+WORKSPACE_TASK = "crm.tasks.workspace_step_run"
 ASYNC_PAYMENT_FAILED = "checkout.session.async_payment_failed"
 
 Status = Onboarding.Status
@@ -167,7 +168,7 @@ def onboarding_start(
 ) -> Onboarding:
     """Check a paid session; hold it for review, or record the client and payment and queue the steps.
 
-    `accepted` holds the reasons staff have accepted for this onboarding (see crm.staff);
+    `accepted` holds the reasons staff have accepted for this onboarding (see crm.services.staff);
     `send_welcome_email=False` skips the email step (backfill --no-email).
     """
     service = Service.objects.filter(service_id=facts.service_ref).first() if facts.service_ref else None

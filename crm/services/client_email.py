@@ -4,10 +4,11 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from core.locks import lock_name_for_transaction
+
+from ..models import Client
 from .activity import Kind, activity_record
-from .locks import lock_name_for_transaction
-from .models import Client
-from .services import normalise_email
+from .onboarding import normalise_email
 
 
 def client_email_conflict(*, client: Client, email: str) -> str:

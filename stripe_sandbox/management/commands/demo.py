@@ -15,10 +15,11 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from crm.demo_report import demo_report
-from crm.models import Onboarding, Service, StripeWebhookJob
-from crm.webhook_endpoints import webhook_endpoint_register
+from crm.models import Onboarding, Service
+from stripe_events.models import StripeWebhookJob
+from stripe_events.webhook_endpoints import webhook_endpoint_register
 from stripe_sandbox.checkout_client import SandboxCheckoutError, failed_deliveries, sandbox_checkout_request
+from stripe_sandbox.demo_report import demo_report
 
 DEMO_SECRET = "whsec_demo_offline_sandbox_secret"  # noqa: S105 - the offline demo's own endpoint
 DEMO_SERVICE = ("website-care", "Website Care Plan")

@@ -10,14 +10,14 @@ from django.db.models import F
 from django.utils import timezone
 from djstripe.models import Session
 
-from provisioning.services import workspace_retry
+from core.locks import lock_name_for_transaction
+from stripe_events.models import StripeWebhookJob
 
+from ..models import Client, Onboarding, Service
 from .activity import Kind, activity_record
 from .emails import welcome_email_requeue
-from .locks import lock_name_for_transaction
-from .models import Client, Onboarding, Service, StripeWebhookJob
-from .services import SessionFacts, normalise_email, onboarding_start
-from .webhook_jobs import webhook_job_retry_now
+from .onboarding import SessionFacts, normalise_email, onboarding_start
+from .workspace_step import workspace_step_requeue
 
 Status = Onboarding.Status
 Held = Onboarding.HeldReason
@@ -145,7 +145,7 @@ def welcome_email_resend(*, onboarding: Onboarding, actor) -> bool:
 @transaction.atomic
 def provisioning_retry(*, onboarding: Onboarding, actor) -> bool:
     """Queue the workspace step again now; False if it is not failed or waiting."""
-    retried = workspace_retry(onboarding=onboarding)
+    retried = workspace_step_requeue(onboarding=onboarding)
     if retried:
         activity_record(
             kind=Kind.STAFF, summary="Workspace provisioning retried", onboarding=onboarding, actor=actor
@@ -153,21 +153,17 @@ def provisioning_retry(*, onboarding: Onboarding, actor) -> bool:
     return retried
 
 
-@transaction.atomic
-def webhook_reprocess(*, job: StripeWebhookJob, actor) -> bool:
-    """Send a failed or waiting webhook job back to the worker now, on the record."""
-    requeued = webhook_job_retry_now(job=job)
-    if requeued:
-        # On the timeline of the checkout the event is about, when it is one we onboarded.
-        session_id = job.trigger.json_body.get("data", {}).get("object", {}).get("id")
-        onboarding = Onboarding.objects.filter(checkout_session_id=session_id).first() if session_id else None
-        activity_record(
-            kind=Kind.STAFF,
-            summary=f"Stripe event {job.event_id} ({job.event_type}) sent back to the worker",
-            onboarding=onboarding,
-            actor=actor,
-        )
-    return requeued
+def webhook_reprocess_record(*, job: StripeWebhookJob, actor) -> None:
+    """Put staff's reprocessing of a webhook job on the record (stripe_events did the requeue)."""
+    # On the timeline of the checkout the event is about, when it is one we onboarded.
+    session_id = job.trigger.json_body.get("data", {}).get("object", {}).get("id")
+    onboarding = Onboarding.objects.filter(checkout_session_id=session_id).first() if session_id else None
+    activity_record(
+        kind=Kind.STAFF,
+        summary=f"Stripe event {job.event_id} ({job.event_type}) sent back to the worker",
+        onboarding=onboarding,
+        actor=actor,
+    )
 
 
 def client_note_add(*, client: Client, actor, text: str) -> None:

@@ -4,7 +4,7 @@ from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandError
 
-from crm.webhook_endpoints import webhook_endpoint_register
+from stripe_events.webhook_endpoints import webhook_endpoint_register
 
 
 class Command(BaseCommand):

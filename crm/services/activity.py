@@ -1,6 +1,6 @@
 """The timeline: every service records what it did, so staff can read a client's whole story."""
 
-from .models import Activity, Client, Onboarding
+from ..models import Activity, Client, Onboarding
 
 Kind = Activity.Kind
 

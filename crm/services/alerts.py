@@ -18,7 +18,7 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from .models import StaffAlert, StaffAlertBatch
+from ..models import StaffAlert, StaffAlertBatch
 
 logger = logging.getLogger(__name__)
 

@@ -7,16 +7,18 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from djstripe.models import Event, WebhookEventTrigger
-from djstripe.settings import djstripe_settings
 
-from .locks import lock_name_for_transaction
+from core.locks import lock_name_for_transaction
+from core.queue import enqueue_transactionally
+from core.retry import abandoned_before, retry_schedule
+
 from .models import StripeWebhookJob
-from .queue import enqueue_transactionally
-from .retry import abandoned_before, retry_schedule
+from .signals import webhook_job_requeued
+from .stripe_client import stripe_api_key
 
 logger = logging.getLogger(__name__)
 
-PROCESS_TASK = "crm.tasks.webhook_job_process"
+PROCESS_TASK = "stripe_events.tasks.webhook_job_process"
 # 8 attempts: the 7 waits between them (30 s doubling to 32 min) add up to about an hour before a
 # job is left failed for staff.
 MAX_ATTEMPTS = 8
@@ -70,7 +72,7 @@ def stripe_event_process(*, data: dict) -> Event:
     """
     with transaction.atomic():
         lock_name_for_transaction(f"stripe-event:{data['id']}")
-        return Event.process(data, api_key=djstripe_settings.get_default_api_key(data.get("livemode")))
+        return Event.process(data, api_key=stripe_api_key(livemode=data.get("livemode")))
 
 
 def webhook_job_record_failure(
@@ -103,3 +105,12 @@ def webhook_job_retry_now(*, job: StripeWebhookJob) -> bool:
     if requeued:
         enqueue_transactionally(PROCESS_TASK, job.id)
     return bool(requeued)
+
+
+@transaction.atomic
+def webhook_job_reprocess(*, job: StripeWebhookJob, actor) -> bool:
+    """Staff door: send the job back to the worker now and tell listeners who did it (for the record)."""
+    requeued = webhook_job_retry_now(job=job)
+    if requeued:
+        webhook_job_requeued.send(sender=StripeWebhookJob, job=job, actor=actor)
+    return requeued

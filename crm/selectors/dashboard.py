@@ -13,7 +13,9 @@ from django.db.models import Aggregate, Count, DurationField, Exists, F, OuterRe
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
-from .models import Onboarding, Payment, StripeWebhookJob
+from stripe_events.models import StripeWebhookJob
+
+from ..models import Onboarding, Payment
 
 Status = Onboarding.Status
 Step = Onboarding.StepStatus

@@ -24,7 +24,7 @@ def schedule_delete(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('crm', '0010_email_step_takeover'),
+        ('crm', '0012_task_paths_renamed'),
         ('django_q', '0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more'),
     ]
 

@@ -1,0 +1,101 @@
+"""Onboardings and the needs-review queue: approve, reject, resend, retry."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.db.models import QuerySet
+
+from ..models import HeldOnboarding, Onboarding
+from ..selectors.search import onboarding_search
+from ..services import staff
+from .common import CurrencyFilter, PipelineRecordAdmin, StaffActionsMixin
+
+Status = Onboarding.Status
+
+
+class RejectForm(ActionForm):
+    note = forms.CharField(
+        required=False, label="Note (for reject)", widget=forms.TextInput(attrs={"size": 40})
+    )
+
+
+class OnboardingActionsMixin(StaffActionsMixin):
+    action_form = RejectForm
+
+    @admin.action(description="Approve and resume", permissions=["approve_onboarding"])
+    def approve(self, request, queryset: QuerySet[Onboarding]) -> None:
+        for onboarding in queryset:
+            self.message_user(request, staff.onboarding_approve(onboarding=onboarding, actor=request.user))
+
+    @admin.action(description="Reject (with the note)", permissions=["approve_onboarding"])
+    def reject(self, request, queryset: QuerySet[Onboarding]) -> None:
+        note = request.POST.get("note", "").strip()
+        if not note:
+            self.message_user(request, "Write a note saying why, then reject.", messages.ERROR)
+            return
+        done = sum(staff.onboarding_reject(onboarding=o, actor=request.user, note=note) for o in queryset)
+        self.report(request, done, len(queryset), "Rejected", "not held")
+
+    @admin.action(description="Resend welcome email (fresh link)", permissions=["resend_welcome_email"])
+    def resend_welcome_email(self, request, queryset: QuerySet[Onboarding]) -> None:
+        done = sum(staff.welcome_email_resend(onboarding=o, actor=request.user) for o in queryset)
+        self.report(request, done, len(queryset), "Welcome emails queued", "no client yet, or already queued")
+
+    @admin.action(description="Retry workspace provisioning", permissions=["retry_provisioning"])
+    def retry_provisioning(self, request, queryset: QuerySet[Onboarding]) -> None:
+        done = sum(staff.provisioning_retry(onboarding=o, actor=request.user) for o in queryset)
+        self.report(request, done, len(queryset), "Workspace steps queued", "not failed or waiting to retry")
+
+
+@admin.register(Onboarding)
+class OnboardingAdmin(OnboardingActionsMixin, PipelineRecordAdmin):
+    list_display = [
+        "checkout_session_id",
+        "customer_email",
+        "service",
+        "amount_display",
+        "status",
+        "held_reason",
+        "email_status",
+        "workspace_status",
+        "created",
+    ]
+    list_select_related = ["service"]
+    list_filter = [
+        "status",
+        "held_reason",
+        "service",
+        CurrencyFilter,
+        "email_status",
+        "workspace_status",
+        "created",
+    ]
+    # Shows the search box; get_search_results does the search (Stripe ids exact, email prefix).
+    search_fields = ["checkout_session_id", "payment_intent_id", "stripe_customer_id", "customer_email"]
+    search_help_text = "Checkout Session, payment intent or customer id (exact), or the start of an email."
+    readonly_fields = [f.name for f in Onboarding._meta.fields]
+    actions = ["approve", "reject", "resend_welcome_email", "retry_provisioning"]
+    search = staticmethod(onboarding_search)
+
+
+@admin.register(HeldOnboarding)
+class HeldOnboardingAdmin(OnboardingAdmin):
+    """The needs-review queue: held onboardings, oldest first, with the reason."""
+
+    list_display = [
+        "checkout_session_id",
+        "customer_email",
+        "service_ref",
+        "amount_display",
+        "held_reason",
+        "held_detail",
+        "created",
+    ]
+    # The held queue is small (status = held, indexed): its real currencies are cheap to list.
+    list_filter = ["held_reason", "currency", "created"]
+    list_select_related = False  # service_ref is the id Stripe sent, no join to Service needed
+    ordering = ["created"]
+    actions = ["approve", "reject"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(status=Status.HELD)

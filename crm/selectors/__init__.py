@@ -1,0 +1,1 @@
+"""crm's reads: clients (timeline, Stripe links), search (admin searches), dashboard (figures)."""

@@ -1,0 +1,6 @@
+"""What the Stripe edge tells the rest of the project, without importing it."""
+
+from django.dispatch import Signal
+
+# Sent (inside the transaction) when staff send a job back to the worker; kwargs: job, actor.
+webhook_job_requeued = Signal()
