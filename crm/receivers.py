@@ -9,8 +9,10 @@ from djstripe.event_handlers import djstripe_receiver
 from djstripe.models import Event
 
 from stripe_events.models import StripeWebhookJob
-from stripe_events.signals import webhook_job_requeued
+from stripe_events.signals import webhook_job_failed, webhook_job_requeued
 
+from .models import StaffAlert
+from .services.alerts import admin_url, staff_alert_raise
 from .services.onboarding import onboarding_sync_from_session
 from .services.staff import webhook_reprocess_record
 
@@ -33,3 +35,13 @@ def checkout_session_onboard(sender, event: Event, **kwargs) -> None:
 def webhook_job_requeued_record(sender, job: StripeWebhookJob, actor, **kwargs) -> None:
     """Staff sent a webhook job back to the worker: on the client's timeline."""
     webhook_reprocess_record(job=job, actor=actor)
+
+
+@receiver(webhook_job_failed, sender=StripeWebhookJob)
+def webhook_job_failed_alert(sender, job: StripeWebhookJob, **kwargs) -> None:
+    """The worker gave up on a Stripe event: staff reprocess it from the admin."""
+    staff_alert_raise(
+        kind=StaffAlert.Kind.WEBHOOK_FAILED,
+        summary=f"Stripe event {job.event_id} ({job.event_type}) gave up after {job.attempts} attempts",
+        url=admin_url("admin:stripe_events_stripewebhookjob_change", job.id),
+    )

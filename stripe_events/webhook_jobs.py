@@ -13,7 +13,7 @@ from core.queue import enqueue_transactionally
 from core.retry import abandoned_before, retry_schedule
 
 from .models import StripeWebhookJob
-from .signals import webhook_job_requeued
+from .signals import webhook_job_failed, webhook_job_requeued
 from .stripe_client import stripe_api_key
 
 logger = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ def webhook_job_record_failure(
         if job.attempts >= MAX_ATTEMPTS:
             job.status = StripeWebhookJob.Status.FAILED
             logger.error("Giving up on Stripe event %s after %s attempts", job.event_id, job.attempts)
+            webhook_job_failed.send(sender=StripeWebhookJob, job=job)
         else:
             job.status = StripeWebhookJob.Status.RETRYING
             job.next_attempt_at = retry_schedule(func=PROCESS_TASK, arg=job.id, attempts=job.attempts)

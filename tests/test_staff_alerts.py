@@ -8,8 +8,15 @@ from django.utils import timezone
 from django_q.models import Schedule
 from werkzeug import Response
 
-from crm.models import StaffAlert, StaffAlertBatch
+from crm.models import Onboarding, StaffAlert, StaffAlertBatch
 from crm.services.alerts import Kind, admin_url, staff_alert_raise, staff_alerts_flush
+from crm.services.emails import MAX_ATTEMPTS as EMAIL_MAX_ATTEMPTS
+from crm.services.emails import welcome_email_send
+from crm.services.staff import onboarding_approve
+from stripe_events.models import StripeWebhookJob
+from stripe_events.webhook_jobs import MAX_ATTEMPTS as WEBHOOK_MAX_ATTEMPTS
+from stripe_events.webhook_jobs import webhook_job_run
+from tests.conftest import run_with_commit_hooks
 
 pytestmark = pytest.mark.django_db
 
@@ -100,3 +107,51 @@ def test_the_flush_runs_every_minute(db):
         Schedule.MINUTES,
         1,
     )
+
+
+@pytest.fixture
+def channels(settings):
+    settings.STAFF_ALERT_EMAILS = ["ops@agency.example"]
+    settings.SLACK_WEBHOOK_URL = ""
+
+
+@pytest.mark.usefixtures("anymail_outbox", "channels")
+def test_a_held_onboarding_raises_one_alert_linked_to_needs_review(pipeline, service, settings):
+    pipeline.pay_and_process(service_id="no-such-service")
+    onboarding = Onboarding.objects.get()
+    [alert] = StaffAlert.objects.all()
+    assert alert.kind == Kind.HELD and "Unknown service" in alert.summary
+    assert alert.url == f"{settings.SITE_URL}/admin/crm/heldonboarding/{onboarding.id}/change/"
+    assert "@" not in alert.summary  # ids, not the client's email
+
+    # Approving while still held does not alert again.
+    run_with_commit_hooks(onboarding_approve, onboarding=onboarding, actor=None)
+    assert StaffAlert.objects.count() == 1
+
+
+@pytest.mark.usefixtures("channels")
+def test_a_step_that_gives_up_raises_a_step_failed_alert(pipeline, service, settings):
+    from tests.fakes.esp import FakePostmark
+
+    with FakePostmark() as postmark:
+        settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+        settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "t", "POSTMARK_API_URL": postmark.url}
+        postmark.fail_next(100)
+        pipeline.pay_and_process()
+        onboarding = Onboarding.objects.get()
+        for _ in range(EMAIL_MAX_ATTEMPTS - 1):
+            welcome_email_send(onboarding_id=onboarding.id)
+    assert list(StaffAlert.objects.values_list("kind", flat=True)) == [Kind.STEP_FAILED]
+
+
+@pytest.mark.usefixtures("anymail_outbox", "channels")
+def test_a_webhook_job_that_gives_up_raises_an_alert(pipeline, service, sandbox):
+    checkout = pipeline.checkout()
+    sandbox.set_fault("*", "http_500", should_retry=False)
+    pipeline.deliver(checkout["events"][0])
+    job = StripeWebhookJob.objects.get()
+    StripeWebhookJob.objects.filter(id=job.id).update(attempts=WEBHOOK_MAX_ATTEMPTS - 1)
+    webhook_job_run(job_id=job.id)
+    [alert] = StaffAlert.objects.all()
+    assert alert.kind == Kind.WEBHOOK_FAILED and job.event_id in alert.summary
+    assert alert.url.endswith(f"/admin/stripe_events/stripewebhookjob/{job.id}/change/")

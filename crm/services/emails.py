@@ -17,9 +17,9 @@ from core.queue import enqueue_transactionally
 from core.retry import abandoned_before, retry_schedule
 from provisioning.links import portal_url, set_password_url
 
-from ..models import Client, Onboarding
+from ..models import Client, Onboarding, StaffAlert
 from .activity import Kind, activity_record
-from .onboarding import EMAIL_TASK, onboarding_finish_if_done
+from .onboarding import EMAIL_TASK, onboarding_alert, onboarding_finish_if_done
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +183,7 @@ def welcome_email_record_refused(
         detail=str(error),
         onboarding=onboarding,
     )
+    onboarding_alert(onboarding, kind=StaffAlert.Kind.HELD, what=f"held: {Held(reason).label}")
     return Step.REFUSED
 
 

@@ -20,8 +20,9 @@ from core.locks import lock_name_for_transaction
 from core.money import format_money
 from core.queue import enqueue_transactionally
 
-from ..models import Activity, Client, Onboarding, Payment, Service
+from ..models import Activity, Client, Onboarding, Payment, Service, StaffAlert
 from .activity import Kind, activity_record
+from .alerts import admin_url, staff_alert_raise
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +182,7 @@ def onboarding_start(
     ]
     if blocking:
         reason, detail = blocking[0]
+        newly_held = onboarding.status != Status.HELD
         onboarding.status = Status.HELD
         onboarding.held_reason = reason
         onboarding.held_detail = detail
@@ -195,6 +197,10 @@ def onboarding_start(
             onboarding=onboarding,
             client=client,
         )
+        if newly_held:
+            onboarding_alert(
+                onboarding, kind=StaffAlert.Kind.HELD, what=f"held: {onboarding.get_held_reason_display()}"
+            )
         return onboarding
 
     client = client_upsert(client=client, facts=facts, service=service)
@@ -304,5 +310,18 @@ def onboarding_finish_if_done(*, onboarding_id: int) -> str:
             activity_record(
                 kind=Kind.ONBOARDING, summary="Onboarding failed: a step gave up", onboarding=onboarding
             )
+            onboarding_alert(onboarding, kind=StaffAlert.Kind.STEP_FAILED, what="failed: a step gave up")
         return Status.FAILED
     return onboarding.status
+
+
+def onboarding_alert(onboarding: Onboarding, *, kind: str, what: str) -> None:
+    """Tell staff (crm.services.alerts), linked to the page that fixes it; ids only, no PII."""
+    page = (
+        "admin:crm_heldonboarding_change" if kind == StaffAlert.Kind.HELD else "admin:crm_onboarding_change"
+    )
+    staff_alert_raise(
+        kind=kind,
+        summary=f"Onboarding {onboarding.id} ({onboarding.checkout_session_id}) {what}",
+        url=admin_url(page, onboarding.id),
+    )
