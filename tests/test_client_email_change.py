@@ -55,3 +55,31 @@ def test_an_email_taken_by_another_client_or_a_staff_login_is_refused(pipeline):
             client_email_change(client=ada, email=taken, actor=None)
     ada.refresh_from_db()
     assert ada.email == "ada@example.com" and User.objects.get(id=ada.user_id).username == "ada@example.com"
+
+
+def test_editing_the_email_in_the_admin_moves_the_login(pipeline, client):
+    pipeline.pay_and_process(email="ada@exmaple.com")
+    ada = Client.objects.get()
+    client.force_login(staff_user("Operations"))
+    url = f"/admin/crm/client/{ada.id}/change/"
+    form = {"email": "Ada@Example.com", "name": ada.name, "ordered_service": ada.ordered_service_id}
+    for prefix in ("payments", "onboardings", "workspaces"):
+        form.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+    response = client.post(url, form)
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    assert User.objects.get(id=ada.user_id).username == "ada@example.com"
+    assert Activity.objects.filter(client=ada, summary__startswith="Email changed").exists()
+
+
+def test_the_admin_refuses_an_email_that_is_a_staff_login(pipeline, client):
+    pipeline.pay_and_process(email="ada@example.com")
+    ada = Client.objects.get()
+    ops = staff_user("Operations")
+    client.force_login(ops)
+    form = {"email": ops.username, "name": ada.name, "ordered_service": ada.ordered_service_id}
+    for prefix in ("payments", "onboardings", "workspaces"):
+        form.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+    response = client.post(f"/admin/crm/client/{ada.id}/change/", form)
+    assert response.status_code == 200 and "staff account" in str(response.context["adminform"].form.errors)
+    ada.refresh_from_db()
+    assert ada.email == "ada@example.com"

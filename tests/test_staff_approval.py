@@ -58,3 +58,21 @@ def test_several_reasons_at_once_need_each_fixed_before_the_onboarding_resumes(p
     assert (client.email, client.ordered_service) == ("found@example.com", seo)
     assert mail.outbox[0].to == ["found@example.com"]
     assert Activity.objects.filter(summary__startswith="Client email set by staff").count() == 1
+
+
+def test_the_admin_approve_action_takes_the_service_and_email(pipeline, operations, client):
+    seo = ServiceFactory(service_id="seo", name="SEO")
+    pipeline.pay_and_process(email=None, service_id="typo")
+    held = Onboarding.objects.get()
+    client.force_login(operations)
+    data = {
+        "action": "approve",
+        "_selected_action": [str(held.pk)],
+        "service": str(seo.pk),
+        "email": "found@example.com",
+        "note": "",
+    }
+    run_with_commit_hooks(client.post, "/admin/crm/heldonboarding/", data, follow=True)
+    run_queued_tasks()
+    held.refresh_from_db()
+    assert (held.status, held.service, held.client.email) == (Status.ONBOARDED, seo, "found@example.com")

@@ -2,6 +2,7 @@
 
 import csv
 
+from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
@@ -17,6 +18,8 @@ from ..models import Client, Onboarding, Payment
 from ..selectors.clients import client_stripe_links, client_timeline
 from ..selectors.search import client_search, onboardings_latest
 from ..services import staff
+from ..services.client_email import client_email_change, client_email_conflict
+from ..services.onboarding import normalise_email
 from .common import CurrencyFilter, ReadOnlyInline, StaffActionsMixin
 
 Status = Onboarding.Status
@@ -80,8 +83,22 @@ class HeldReasonFilter(ClientOnboardingFilter):
         return Onboarding.HeldReason.choices
 
 
+class ClientAdminForm(forms.ModelForm):
+    class Meta:
+        model = Client
+        fields = ["email", "name", "ordered_service"]
+
+    def clean_email(self) -> str:
+        email = normalise_email(self.cleaned_data["email"])
+        changed = self.instance.pk and email != self.instance.email
+        if changed and (problem := client_email_conflict(client=self.instance, email=email)):
+            raise forms.ValidationError(problem)
+        return email
+
+
 @admin.register(Client)
 class ClientAdmin(StaffActionsMixin, admin.ModelAdmin):
+    form = ClientAdminForm
     list_display = ["email", "name", "ordered_service", "lifetime_value", "latest_onboarding", "created"]
     list_select_related = ["ordered_service"]
     list_filter = [OnboardingStatusFilter, HeldReasonFilter, "ordered_service", CurrencyFilter, "created"]
@@ -95,6 +112,15 @@ class ClientAdmin(StaffActionsMixin, admin.ModelAdmin):
     change_form_template = "admin/crm/client/change_form.html"
     change_list_template = "admin/crm/client/change_list.html"
     show_full_result_count = False  # no second COUNT(*) over 100,000 clients on every page
+
+    def save_model(self, request, obj: Client, form, change: bool) -> None:
+        # An email change goes through its service, so the portal login follows (and old links die).
+        new_email = obj.email
+        if change and "email" in form.changed_data:
+            obj.email = form.initial["email"]
+        super().save_model(request, obj, form, change)
+        if obj.email != new_email:
+            client_email_change(client=obj, email=new_email, actor=request.user)
 
     def get_queryset(self, request):
         latest = Onboarding.objects.filter(client=OuterRef("pk")).order_by("-created").values("status")[:1]

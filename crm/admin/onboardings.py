@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.db.models import QuerySet
 
-from ..models import HeldOnboarding, Onboarding
+from ..models import HeldOnboarding, Onboarding, Service
 from ..selectors.search import onboarding_search
 from ..services import staff
 from .common import CurrencyFilter, PipelineRecordAdmin, StaffActionsMixin
@@ -13,19 +13,47 @@ from .common import CurrencyFilter, PipelineRecordAdmin, StaffActionsMixin
 Status = Onboarding.Status
 
 
-class RejectForm(ActionForm):
+class ApprovalFields(forms.Form):
+    """What a hold lacked, supplied by staff when they approve."""
+
+    service = forms.ModelChoiceField(
+        queryset=Service.objects.filter(active=True),
+        required=False,
+        label="Service (for approve)",
+        help_text="For a missing, unknown or inactive serviceId",
+    )
+    email = forms.EmailField(required=False, label="Client email (for approve)")
+
+
+class ReviewActionForm(ActionForm, ApprovalFields):
+    """The action bar's extra fields: a note for reject; the service and email for approve."""
+
     note = forms.CharField(
         required=False, label="Note (for reject)", widget=forms.TextInput(attrs={"size": 40})
     )
 
 
 class OnboardingActionsMixin(StaffActionsMixin):
-    action_form = RejectForm
+    action_form = ReviewActionForm
 
-    @admin.action(description="Approve and resume", permissions=["approve_onboarding"])
+    @admin.action(
+        description="Approve and resume (with the service / email given, if any)",
+        permissions=["approve_onboarding"],
+    )
     def approve(self, request, queryset: QuerySet[Onboarding]) -> None:
+        form = ApprovalFields(request.POST)
+        if not form.is_valid():
+            self.message_user(request, f"Not approved: {form.errors.as_text()}", messages.ERROR)
+            return
+        service, email = form.cleaned_data["service"], form.cleaned_data["email"] or ""
+        if email and len(queryset) > 1:
+            self.message_user(request, "An email can be given for one onboarding at a time.", messages.ERROR)
+            return
         for onboarding in queryset:
-            self.message_user(request, staff.onboarding_approve(onboarding=onboarding, actor=request.user))
+            result = staff.onboarding_approve(
+                onboarding=onboarding, actor=request.user, service=service, email=email
+            )
+            self.message_user(request, result)
 
     @admin.action(description="Reject (with the note)", permissions=["approve_onboarding"])
     def reject(self, request, queryset: QuerySet[Onboarding]) -> None:
