@@ -216,6 +216,9 @@ DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 # Replay window: each endpoint's djstripe_tolerance (Stripe's 300 s unless changed), applied both
 # ways: stripe-python rejects older signatures, stripe_events.views also rejects ones from the future.
 
+# Webhook deliveries' bodies and headers (personal data) are emptied after this many days (daily).
+WEBHOOK_RETENTION_DAYS = int(env_str("WEBHOOK_RETENTION_DAYS", "30"))
+
 # --- Onboarding --------------------------------------------------------------------------------
 ONBOARDING_CURRENCIES = [c.lower() for c in env_list("ONBOARDING_CURRENCIES", "usd,eur,gbp,jpy")]
 
