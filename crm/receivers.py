@@ -8,6 +8,8 @@ from django.dispatch import receiver
 from djstripe.event_handlers import djstripe_receiver
 from djstripe.models import Event
 
+from provisioning.models import Workspace
+from provisioning.signals import workspace_changed
 from stripe_events.models import StripeWebhookJob
 from stripe_events.signals import webhook_job_failed, webhook_job_requeued
 
@@ -15,6 +17,7 @@ from .models import StaffAlert
 from .services.alerts import admin_url, staff_alert_raise
 from .services.onboarding import onboarding_sync_from_session
 from .services.staff import webhook_reprocess_record
+from .services.workspace_step import workspace_steps_wake
 
 CHECKOUT_EVENTS = (
     "checkout.session.completed",
@@ -45,3 +48,9 @@ def webhook_job_failed_alert(sender, job: StripeWebhookJob, **kwargs) -> None:
         summary=f"Stripe event {job.event_id} ({job.event_type}) gave up after {job.attempts} attempts",
         url=admin_url("admin:stripe_events_stripewebhookjob_change", job.id),
     )
+
+
+@receiver(workspace_changed, sender=Workspace)
+def workspace_changed_wake_steps(sender, workspace: Workspace, **kwargs) -> None:
+    """A workspace became ready or failed (e.g. by a backend's callback): its waiting steps run now."""
+    workspace_steps_wake(client_id=workspace.client_id, service_id=workspace.service_id)

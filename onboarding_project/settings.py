@@ -280,6 +280,16 @@ STAFF_ALERT_WINDOW = int(env_str("STAFF_ALERT_WINDOW", "300"))
 
 # --- Provisioning ------------------------------------------------------------------------------
 PROVISIONING_BACKEND = env_str("PROVISIONING_BACKEND", "provisioning.backends.LocalBackend")
+# The HTTP backend (provisioning.backends.HttpBackend): the dashboard service's base URL, the shared
+# secret that signs requests both ways, the request timeout, and how long a 202 waits for a callback.
+PROVISIONING_URL = env_str("PROVISIONING_URL")
+PROVISIONING_SECRET = env_str("PROVISIONING_SECRET")
+PROVISIONING_TIMEOUT = float(env_str("PROVISIONING_TIMEOUT", "10"))
+PROVISIONING_CALLBACK_TIMEOUT = int(env_str("PROVISIONING_CALLBACK_TIMEOUT", "900"))
+if PROVISIONING_BACKEND.endswith(".HttpBackend") and not (PROVISIONING_URL and PROVISIONING_SECRET):
+    raise ImproperlyConfigured(
+        "The HTTP provisioning backend needs PROVISIONING_URL and PROVISIONING_SECRET."
+    )
 
 # --- Logging and errors -------------------------------------------------------------------------
 # LOG_FORMAT=json: one JSON object per line, with the onboarding, event, job and task ids of the

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from provisioning.views import provisioning_callback
 from stripe_events.views import StripeWebhookView
 
 from .health import healthz, readyz
@@ -21,4 +22,5 @@ urlpatterns = [
     path("admin/two-factor/", otp_setup, name="otp_setup"),
     path("admin/", admin.site.urls),
     path("portal/", include("provisioning.urls")),
+    path("provisioning/callback/", provisioning_callback, name="provisioning-callback"),
 ]

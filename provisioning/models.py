@@ -19,6 +19,12 @@ class Workspace(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     ready_at = models.DateTimeField(null=True, blank=True)
+    callback_due = models.DateTimeField(
+        null=True, blank=True, help_text="An asynchronous backend's callback is awaited until then"
+    )
+    rejected = models.BooleanField(
+        default=False, help_text="The backend refused it (4xx): retrying won't help"
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

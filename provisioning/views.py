@@ -1,15 +1,23 @@
 """The client portal: sign in, set a password from the welcome email, see workspaces and payments."""
 
+import json
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from core.signing import SignatureError, signature_verify
 
 from .forms import EmailAuthenticationForm, ForgotPasswordForm
 from .password_reset import portal_password_reset_request
 from .selectors import client_for_user, payments_for_client, services_for_client, workspaces_for_user
+from .services import workspace_callback_record
 
 
 class PortalLoginView(auth_views.LoginView):
@@ -52,6 +60,36 @@ def forgot_password(request: HttpRequest) -> HttpResponse:
 
 def forgot_password_sent(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/forgot_password_sent.html")
+
+
+@csrf_exempt
+@require_POST
+def provisioning_callback(request: HttpRequest) -> HttpResponse:
+    """An asynchronous provisioning backend reports a workspace ready or failed (signed like
+    Stripe's webhooks with PROVISIONING_SECRET; replay window 300 s). 400 for anything else."""
+    if not settings.PROVISIONING_SECRET:
+        return HttpResponseBadRequest("Rejected: no provisioning callbacks are configured")
+    try:
+        signature_verify(
+            request.body,
+            request.headers.get("Provisioning-Signature", ""),
+            secret=settings.PROVISIONING_SECRET,
+        )
+        data = json.loads(request.body)
+        external_id, status = str(data["id"]), data["status"]
+    except (SignatureError, ValueError, KeyError, TypeError) as exc:
+        return HttpResponseBadRequest(f"Rejected: {exc}")
+    if status not in ("ready", "failed"):
+        return HttpResponseBadRequest("Rejected: status must be ready or failed")
+    workspace = workspace_callback_record(
+        external_id=external_id,
+        status=status,
+        url=str(data.get("url") or ""),
+        error=str(data.get("error") or ""),
+    )
+    if workspace is None:
+        return HttpResponseBadRequest("Rejected: unknown workspace id")
+    return JsonResponse({"id": external_id, "workspace": workspace.id, "status": workspace.status})
 
 
 @login_required

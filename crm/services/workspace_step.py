@@ -54,8 +54,22 @@ def workspace_step_run(*, onboarding_id: int) -> str:
                 kind=Kind.WORKSPACE, summary=f"Workspace ready at {workspace.url}", onboarding=onboarding
             )
         return _step_finish(onboarding, Step.DONE)
+    if workspace.status == Workspace.Status.FAILED and workspace.rejected:
+        # The backend refused it (4xx): retrying cannot help, staff see the backend's answer.
+        activity_record(
+            kind=Kind.WORKSPACE,
+            summary="Workspace refused by the backend",
+            detail=workspace.last_error,
+            onboarding=onboarding,
+        )
+        return _step_finish(onboarding, Step.FAILED, error=workspace.last_error)
     if workspace.status == Workspace.Status.FAILED:
         return _step_retry_or_give_up(onboarding, error=workspace.last_error)
+    if workspace.callback_due:
+        # An asynchronous backend accepted it: its callback requeues this step (crm.receivers).
+        return _step_retry_or_give_up(
+            onboarding, error="Waiting for the provisioning backend's callback.", busy=True
+        )
     # Another onboarding of this client is provisioning the same workspace right now; the
     # retry will find it ready (or take it over if that worker died).
     return _step_retry_or_give_up(
@@ -63,6 +77,14 @@ def workspace_step_run(*, onboarding_id: int) -> str:
         error="The workspace is being provisioned by another onboarding; checking again later.",
         busy=True,
     )
+
+
+def workspace_steps_wake(*, client_id: int, service_id: int) -> int:
+    """A workspace changed outside its step (a backend's callback): the steps waiting on it run now."""
+    waiting = Onboarding.objects.filter(
+        client_id=client_id, service_id=service_id, workspace_status=Step.RETRYING
+    ).only("id")
+    return sum(workspace_step_requeue(onboarding=onboarding) for onboarding in waiting)
 
 
 def workspace_step_requeue(*, onboarding: Onboarding, take_over: bool = False) -> bool:
