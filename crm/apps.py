@@ -8,7 +8,7 @@ class CrmConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib import admin
 
-        from . import receivers, stripe_client  # noqa: F401 - importing connects the receivers
+        from . import money_receivers, receivers, stripe_client  # noqa: F401 - importing connects the receivers
         from .admin_stripe import make_stripe_mirror_read_only
         from .djstripe_compat import djstripe_compat_apply
 

@@ -8,12 +8,12 @@ import dataclasses
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from djstripe.models import Session
 
 from provisioning.services import workspace_retry
 
 from .activity import Kind, activity_record
 from .emails import welcome_email_requeue
+from .invoices import onboarding_facts_load
 from .locks import lock_name_for_transaction
 from .models import Client, Onboarding, Service, StripeWebhookJob
 from .services import SessionFacts, normalise_email, onboarding_start
@@ -55,7 +55,7 @@ def onboarding_approve(
         )
         return f"Approved {onboarding.checkout_session_id}: welcome email queued again."
 
-    facts = SessionFacts.from_session(Session.objects.get(id=onboarding.checkout_session_id))
+    facts = onboarding_facts_load(onboarding)  # a session's, or a stand-alone invoice's
     facts = onboarding_facts_supplied(onboarding, facts=facts, actor=actor, service=service, email=email)
     onboarding = onboarding_start(onboarding, facts=facts, accepted=ACCEPTABLE_ON_APPROVAL)
     if onboarding.status == Status.HELD:
