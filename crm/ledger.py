@@ -130,27 +130,31 @@ def client_lock(client_id: int) -> Client:
 
 
 def _movement_upsert(*, stripe_id: str, kind: str, status: str, defaults: dict) -> tuple[MoneyMovement, bool]:
-    """Create the row, or move its status forward and fill what it did not know; (row, changed)."""
+    """Create the row, or move its status forward and fill what it did not know.
+
+    Returns (row, news): news when created, its status moved on, or it got its client.
+    """
     movement = MoneyMovement.objects.select_for_update().filter(stripe_id=stripe_id).first()
     if movement is None:
         movement = MoneyMovement.objects.create(
             stripe_id=stripe_id, kind=kind, status=status, counts=_counts(kind, status), **defaults
         )
         return movement, True
-    changed = False
+    news = filled = False
     if status != movement.status and _rank(kind, status) >= _rank(kind, movement.status):
         movement.status = status
         movement.counts = _counts(kind, status)
-        changed = True
+        news = True
     for field, value in defaults.items():
         # Only what the row did not know: ids, the client once its payment is known. Amounts stay
         # as first recorded (the settle task corrects a payment's from its charge).
         if value and not getattr(movement, field):
             setattr(movement, field, value)
-            changed = True
-    if changed:
+            filled = True
+            news = news or field in ("client", "client_id")
+    if news or filled:
         movement.save()
-    return movement, changed
+    return movement, news
 
 
 # -- payments ---------------------------------------------------------------------------------------
@@ -390,6 +394,10 @@ def ledger_attach_and_recompute(*, client_id: int, payments: list[MoneyMovement]
             )
         )
         MoneyMovement.objects.filter(id__in=[m.id for m in waiting]).update(client_id=client_id)
+        for movement in waiting:
+            movement.client = client
+            if movement.kind == Kind.PAYMENT and movement.counts:
+                _payment_timeline(movement)
         payments = payments + [m for m in waiting if m.kind == Kind.PAYMENT]
     keys = sorted({p.payment_intent_id or p.charge_id for p in payments} - {""})
     for key in keys:
@@ -398,9 +406,13 @@ def ledger_attach_and_recompute(*, client_id: int, payments: list[MoneyMovement]
     charges = {p.charge_id for p in payments} - {""}
     if intents or charges:
         match = Q(payment_intent_id__in=intents) | Q(charge_id__in=charges)
-        MoneyMovement.objects.filter(match, client__isnull=True, kind__in=[Kind.REFUND, Kind.DISPUTE]).update(
-            client_id=client_id
+        orphans = list(
+            MoneyMovement.objects.filter(match, client__isnull=True, kind__in=[Kind.REFUND, Kind.DISPUTE])
         )
+        MoneyMovement.objects.filter(id__in=[m.id for m in orphans]).update(client_id=client_id)
+        for child in orphans:
+            child.client = client
+            _child_timeline(child)
         by_charge = {p.payment_intent_id or p.charge_id: p for p in payments}
         for child in MoneyMovement.objects.filter(match, client_id=client_id, service__isnull=True).exclude(
             kind=Kind.PAYMENT
