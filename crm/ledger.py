@@ -366,15 +366,19 @@ def ledger_cancellation_record(*, subscription: dict) -> MoneyMovement:
             _settlement_apply(movement, Settlement.from_transactions([]))
             movement.save()
         if changed and movement.client_id:
-            activity_record(
-                kind=ActivityKind.PAYMENT,
-                summary="Subscription cancelled",
-                detail=f"Subscription {subscription['id']}",
-                client=movement.client,
-            )
+            _cancellation_timeline(movement)
         if movement.client_id:
             client_value_recompute(client_id=movement.client_id)
         return movement
+
+
+def _cancellation_timeline(movement: MoneyMovement) -> None:
+    activity_record(
+        kind=ActivityKind.PAYMENT,
+        summary="Subscription cancelled",
+        detail=f"Subscription {movement.subscription_id}",
+        client=movement.client,
+    )
 
 
 # -- attaching and recomputing ----------------------------------------------------------------------
@@ -398,6 +402,8 @@ def ledger_attach_and_recompute(*, client_id: int, payments: list[MoneyMovement]
             movement.client = client
             if movement.kind == Kind.PAYMENT and movement.counts:
                 _payment_timeline(movement)
+            elif movement.kind == Kind.CANCELLATION:
+                _cancellation_timeline(movement)
         payments = payments + [m for m in waiting if m.kind == Kind.PAYMENT]
     keys = sorted({p.payment_intent_id or p.charge_id for p in payments} - {""})
     for key in keys:

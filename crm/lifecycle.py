@@ -78,8 +78,6 @@ def client_services_ended(*, client: Client) -> dict[int, str]:
 
 def client_lifecycle_evaluate(*, client_id: int) -> str:
     """Set the client's lifecycle status and reason from the ledger (caller holds the client's lock)."""
-    from provisioning.models import Workspace
-
     client = Client.objects.get(id=client_id)
     ended = client_services_ended(client=client)
     paid_services = set(
@@ -111,12 +109,24 @@ def client_lifecycle_evaluate(*, client_id: int) -> str:
             activity_record(
                 kind=ActivityKind.ONBOARDING, summary=f"Client {label.lower()}", detail=reason, client=client
             )
+    client_workspaces_check(client=client, ended=ended)
+    return status
+
+
+def client_workspaces_check(*, client: Client, ended: dict[int, str] | None = None) -> bool:
+    """Queue `client_workspaces_apply` if a workspace is ready that should be suspended, or the
+    reverse. Also called when a workspace becomes ready (it may have been provisioned after its
+    service ended: deliveries arrive in any order)."""
+    from provisioning.models import Workspace
+
+    ended = client_services_ended(client=client) if ended is None else ended
     workspaces = Workspace.objects.filter(
         client=client, status__in=[Workspace.Status.READY, Workspace.Status.SUSPENDED]
     )
     if any((w.status == Workspace.Status.SUSPENDED) != (w.service_id in ended) for w in workspaces):
         enqueue_transactionally(WORKSPACES_TASK, client.id)
-    return status
+        return True
+    return False
 
 
 def client_workspaces_apply(*, client_id: int) -> list[str]:

@@ -310,6 +310,11 @@ def onboarding_finish_if_done(*, onboarding_id: int) -> str:
             status=Status.ONBOARDED, onboarded_at=timezone.now(), updated=timezone.now()
         ):
             activity_record(kind=Kind.ONBOARDING, summary="Onboarded", onboarding=onboarding)
+            # -- lifecycle: a workspace provisioned after its service ended is suspended (crm/lifecycle.py)
+            if onboarding.client_id:
+                from .lifecycle import client_workspaces_check
+
+                client_workspaces_check(client=onboarding.client)
         return Status.ONBOARDED
     if Step.FAILED in steps:
         if Onboarding.objects.filter(id=onboarding_id, status=Status.IN_PROGRESS).update(
