@@ -6,4 +6,4 @@ class CrmConfig(AppConfig):
     verbose_name = "CRM and onboarding"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401 - importing connects the receivers
+        from . import money_receivers, receivers  # noqa: F401 - importing connects the receivers

@@ -28,6 +28,11 @@ class Service(models.Model):
 class Client(models.Model):
     """A paying client, one per normalised email (lower case, no surrounding spaces)."""
 
+    class LifecycleStatus(models.TextChoices):
+        ACTIVE = "active", "Active"
+        AT_RISK = "at_risk", "At risk"
+        CHURNED = "churned", "Churned"
+
     email = models.EmailField(unique=True, help_text="Primary login; stored normalised")
     name = models.CharField(max_length=200, blank=True)
     stripe_customer_id = models.CharField(max_length=255, blank=True, db_index=True)
@@ -35,12 +40,29 @@ class Client(models.Model):
         Service, null=True, blank=True, on_delete=models.PROTECT, related_name="clients"
     )
     invoiced_value = models.BigIntegerField(
-        default=0, help_text="Lifetime sum of recorded payments, in minor units of `currency`"
+        default=0,
+        help_text=(
+            "Net lifetime value in minor units of `currency`: paid − succeeded refunds − lost disputes "
+            "(recomputed from the ledger, crm.MoneyMovement)"
+        ),
     )
-    currency = models.CharField(max_length=3, blank=True)
+    currency = models.CharField(max_length=3, blank=True, help_text="The currency of the first payment")
     user = models.OneToOneField(
         "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="client"
     )
+    # -- money truth and lifecycle (crm/ledger.py, crm/lifecycle.py) --
+    lifecycle_status = models.CharField(
+        max_length=10, choices=LifecycleStatus.choices, default=LifecycleStatus.ACTIVE, db_index=True
+    )
+    lifecycle_reason = models.CharField(max_length=300, blank=True, help_text="Why the status is what it is")
+    lifecycle_changed_at = models.DateTimeField(null=True, blank=True)
+    keep_active = models.BooleanField(
+        default=False, help_text="Staff: never offboard automatically (refunds, lost disputes, cancellations)"
+    )
+    offboarded_by_staff = models.BooleanField(
+        default=False, help_text="Staff offboarded by hand; a new payment or staff reactivation clears it"
+    )
+    # -- end money truth and lifecycle --
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -63,7 +85,13 @@ class Client(models.Model):
 
 
 class Payment(models.Model):
-    """One paid Checkout Session, recorded once."""
+    """One onboarding's payment, recorded once: a paid Checkout Session, or a paid stand-alone invoice
+    that onboarded a client (then `checkout_session_id` holds the invoice id, like the onboarding's).
+
+    Kept as it was for the admin, portal, dashboard and reconciliation; the whole money history
+    (renewals, later invoices, refunds, disputes) is the ledger, `MoneyMovement`, whose payment row
+    for this onboarding links here (`MoneyMovement.payment`). The client's value comes from the ledger.
+    """
 
     client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="payments")
     checkout_session_id = models.CharField(max_length=255, unique=True)
@@ -107,6 +135,7 @@ class Onboarding(models.Model):
         SERVICE_UNKNOWN = "service_unknown", "Unknown service"
         SERVICE_INACTIVE = "service_inactive", "Inactive service"
         EMAIL_MISSING = "email_missing", "No email on the session"
+        # No longer raised (a client may pay in several currencies); kept for older rows.
         CURRENCY_MISMATCH = "currency_mismatch", "Currency differs from the client's"
         EMAIL_REFUSED = "email_refused", "Welcome email refused"
         EMAIL_LOGIN_CONFLICT = "email_login_conflict", "Email belongs to another login"
@@ -121,7 +150,14 @@ class Onboarding(models.Model):
         FAILED = "failed", "Failed"
         REFUSED = "refused", "Refused by recipient"
 
-    checkout_session_id = models.CharField(max_length=255, unique=True)
+    class Source(models.TextChoices):
+        CHECKOUT = "checkout", "Checkout Session"
+        INVOICE = "invoice", "Stand-alone invoice"
+
+    checkout_session_id = models.CharField(
+        max_length=255, unique=True, help_text="The Checkout Session id, or the invoice id (source invoice)"
+    )
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.CHECKOUT)
     client = models.ForeignKey(
         Client, null=True, blank=True, on_delete=models.PROTECT, related_name="onboardings"
     )
@@ -353,3 +389,72 @@ class StaffAlert(models.Model):
 
     def __str__(self) -> str:
         return self.summary
+
+
+class MoneyMovement(models.Model):
+    """One money movement from Stripe, recorded once, keyed by its Stripe id (the ledger).
+
+    - payment: a paid Checkout Session (`stripe_id` = the session id), or a paid invoice (`stripe_id`
+      = the invoice id). A subscription-mode session's payment is its first invoice, so the session
+      and that invoice's `invoice.paid` both key the row by the invoice id: one row, either order.
+      An invoice whose payment failed is a payment row with status `payment_failed` that does not
+      count until it is paid.
+    - refund (`re_…`): counts only while `succeeded`; failed or cancelled restores the value.
+    - dispute (`du_…`): counts (deducts) only when `lost`; open disputes put the client at risk.
+    - cancellation (`sub_…:deleted`): not money (amount 0, never counts); the subscription's end,
+      kept here because it is keyed by a Stripe id and ends the payments of its service.
+
+    `client` is empty while the payment a refund or dispute belongs to is not known yet
+    (out-of-order delivery); it is attached when the payment is recorded. Settlement fields come
+    from the movement's own balance transactions (all of them: a refund and its failure, a
+    dispute's withdrawal and reinstatement); `settlement_net` is null until they are known.
+    """
+
+    class Kind(models.TextChoices):
+        PAYMENT = "payment", "Payment"
+        REFUND = "refund", "Refund"
+        DISPUTE = "dispute", "Dispute"
+        CANCELLATION = "cancellation", "Subscription cancelled"
+
+    stripe_id = models.CharField(max_length=255, unique=True)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    client = models.ForeignKey(
+        Client, null=True, blank=True, on_delete=models.PROTECT, related_name="money_movements"
+    )
+    service = models.ForeignKey(Service, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    payment = models.OneToOneField(
+        Payment, null=True, blank=True, on_delete=models.SET_NULL, related_name="movement"
+    )
+    currency = models.CharField(max_length=3)
+    amount = models.BigIntegerField(help_text="Minor units of `currency`, always positive")
+    status = models.CharField(max_length=30, help_text="Stripe's status of the object")
+    counts = models.BooleanField(default=False, help_text="Part of the client's value now")
+    livemode = models.BooleanField(default=False)
+    billing_reason = models.CharField(
+        max_length=40, blank=True, help_text="Invoices: Stripe's billing_reason"
+    )
+    charge_id = models.CharField(max_length=255, blank=True, db_index=True)
+    payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
+    invoice_id = models.CharField(max_length=255, blank=True)
+    subscription_id = models.CharField(max_length=255, blank=True, db_index=True)
+    checkout_session_id = models.CharField(max_length=255, blank=True)
+    stripe_customer_id = models.CharField(max_length=255, blank=True, db_index=True)
+    occurred_at = models.DateTimeField()
+
+    balance_transaction_id = models.CharField(max_length=255, blank=True, help_text="The first of them")
+    settlement_currency = models.CharField(max_length=3, blank=True)
+    settlement_amount = models.BigIntegerField(null=True, blank=True)
+    settlement_fee = models.BigIntegerField(null=True, blank=True)
+    settlement_net = models.BigIntegerField(null=True, blank=True, help_text="Empty: not available yet")
+    settlement_transactions = models.PositiveIntegerField(default=0)
+    exchange_rate = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        indexes = [models.Index(fields=["client", "occurred_at"], name="movement_client_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount} {self.currency.upper()} ({self.stripe_id})"

@@ -6,7 +6,7 @@ Four kinds of gap, each reported with its ids:
 - unfinished onboardings: an email or workspace step stuck or given up, or an onboarding held for staff;
 - failed webhooks: a StripeWebhookJob that gave up, is overdue for its retry, lost its queue message
   or the worker running it;
-- value mismatches: a client whose invoiced_value is not the sum of its payments.
+- value mismatches: a client whose invoiced_value is not its net in the ledger (crm/ledger.py).
 
 Repairs go through the same doors as the worker and staff. `Fix.SAFE` (the daily schedule) only
 does what cannot hurt when repeated: it catches up missed events, requeues work that is waiting or
@@ -23,13 +23,11 @@ from itertools import islice
 
 import stripe
 from django.db import transaction
-from django.db.models import F, Q, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import F, Q
 from django.utils import timezone
 from djstripe.models import Event, Session
 from djstripe.settings import djstripe_settings
 
-from core.locks import lock_name_for_transaction
 from core.money import format_money
 from core.queue import enqueue_transactionally
 from core.retry import abandoned_before
@@ -42,9 +40,10 @@ from stripe_events.webhook_jobs import (
     webhook_job_retry_now,
 )
 
-from .models import Client, Onboarding, Payment, ReconciliationRun
+from .models import Client, Onboarding, ReconciliationRun
 from .services.activity import Kind, activity_record
 from .services.emails import welcome_email_requeue
+from .services.ledger import client_lock, client_value_recompute, ledger_net_expression
 from .services.onboarding import EMAIL_TASK
 from .services.workspace_step import workspace_step_requeue
 
@@ -481,9 +480,9 @@ def webhook_job_detail(job: StripeWebhookJob, *, now: datetime) -> str:
 
 
 def value_mismatches_reconcile(*, report: Reconciliation, fix: Fix) -> None:
-    """Find clients whose invoiced_value is not the sum of their payments (one query); fix recomputes."""
+    """Find clients whose invoiced_value is not their ledger net (one query); fix recomputes."""
     mismatched = (
-        Client.objects.annotate(paid_total=Coalesce(Sum("payments__amount"), 0))
+        Client.objects.annotate(paid_total=ledger_net_expression())
         .exclude(invoiced_value=F("paid_total"))
         .order_by("id")
         .values_list("id", "email", "currency", "invoiced_value", "paid_total")
@@ -492,7 +491,7 @@ def value_mismatches_reconcile(*, report: Reconciliation, fix: Fix) -> None:
         finding = report.add(
             Gap.VALUE_MISMATCH,
             f"client {client_id} ({email})",
-            f"invoiced_value {format_money(invoiced, currency)} but payments sum to "
+            f"invoiced_value {format_money(invoiced, currency)} but the ledger nets "
             f"{format_money(paid_total, currency)}",
         )
         if fix != Fix.NONE:
@@ -502,22 +501,19 @@ def value_mismatches_reconcile(*, report: Reconciliation, fix: Fix) -> None:
 
 @transaction.atomic
 def client_invoiced_value_recompute(*, client_id: int, actor=None) -> tuple[int, int]:
-    """Set the client's invoiced_value to the sum of its payments; returns (old, new), on the timeline."""
-    email = Client.objects.values_list("email", flat=True).get(id=client_id)
-    # payment_record adds to the value under this lock; holding it, the sum below sees every payment.
-    lock_name_for_transaction(f"client-email:{email}")
-    client = Client.objects.select_for_update().get(id=client_id)
-    total = Payment.objects.filter(client_id=client_id).aggregate(total=Coalesce(Sum("amount"), 0))["total"]
+    """Set the client's invoiced_value from the ledger; returns (old, new), on the timeline."""
+    # The ledger writes under this lock; holding it, the recompute sees every movement.
+    client = client_lock(client_id)
     old = client.invoiced_value
+    total = client_value_recompute(client_id=client_id)
     if total != old:
-        Client.objects.filter(id=client_id).update(invoiced_value=total, updated=timezone.now())
         activity_record(
             kind=Kind.PAYMENT,
             summary=(
                 f"Lifetime value corrected from {format_money(old, client.currency)} "
                 f"to {format_money(total, client.currency)}"
             ),
-            detail="Recomputed as the sum of the client's recorded payments (reconciliation).",
+            detail="Recomputed from the client's ledger (reconciliation).",
             client=client,
             actor=actor,
         )

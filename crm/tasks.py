@@ -3,6 +3,8 @@
 from .reconcile import Fix, reconciliation_run
 from .services import emails
 from .services.alerts import staff_alerts_flush as alerts_flush
+from .services.ledger import money_movement_settle as money_movement_settle_service
+from .services.lifecycle import client_workspaces_apply as client_workspaces_apply_service
 from .services.workspace_step import workspace_step_run as workspace_step_service
 
 
@@ -20,6 +22,16 @@ def reconcile_onboarding_daily() -> str:
     """Scheduled: reconcile the last 7 days with the safe repairs; the run is kept for the admin."""
     _, report = reconciliation_run(days=7, fix=Fix.SAFE, triggered_by="schedule")
     return report.summary()
+
+
+def money_movement_settle(movement_id: int) -> str:
+    """Read a ledger row's object and balance transactions from Stripe now, and record them."""
+    return money_movement_settle_service(movement_id=movement_id)
+
+
+def client_workspaces_apply(client_id: int) -> list[str]:
+    """Suspend or resume the client's workspaces as its lifecycle says."""
+    return client_workspaces_apply_service(client_id=client_id)
 
 
 def staff_alerts_flush() -> int:

@@ -1,7 +1,8 @@
 """Provisioning backends: whatever creates a client's dashboard workspace.
 
-A backend is any class with `provision(workspace) -> ProvisionResult`, named by the dotted path in
-settings.PROVISIONING_BACKEND. It is called outside any transaction and may be called again for the
+A backend is any class with `provision(workspace) -> ProvisionResult`, `suspend(workspace)` and
+`resume(workspace)` (offboarding and reactivation, provisioning/lifecycle.py), named by the dotted
+path in settings.PROVISIONING_BACKEND. It is called outside any transaction and may be called again for the
 same workspace after a failure, so a backend that talks to another system should use the workspace
 id as its idempotency key. It raises `ProvisionRejected` for a refusal that retrying cannot fix;
 any other exception is treated as transient and retried with backoff.
@@ -36,12 +37,22 @@ class ProvisionRejected(Exception):
 class Backend(Protocol):
     def provision(self, workspace: Workspace) -> ProvisionResult: ...
 
+    def suspend(self, workspace: Workspace) -> None: ...
+
+    def resume(self, workspace: Workspace) -> None: ...
+
 
 class LocalBackend:
     """The default: the dashboard is a page of this app's client portal."""
 
     def provision(self, workspace: Workspace) -> ProvisionResult:
         return ProvisionResult(url=portal_url("workspace", workspace.id), external_id=f"local-{workspace.id}")
+
+    def suspend(self, workspace: Workspace) -> None:
+        """Nothing to switch off: the portal shows a suspended workspace as such (its status)."""
+
+    def resume(self, workspace: Workspace) -> None:
+        """Nothing to switch on: the portal opens the workspace again once it is ready."""
 
 
 class HttpBackend:

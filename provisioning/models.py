@@ -9,6 +9,7 @@ class Workspace(models.Model):
         PROVISIONING = "provisioning", "Provisioning"
         READY = "ready", "Ready"
         FAILED = "failed", "Failed"
+        SUSPENDED = "suspended", "Suspended"
 
     client = models.ForeignKey("crm.Client", on_delete=models.PROTECT, related_name="workspaces")
     service = models.ForeignKey("crm.Service", on_delete=models.PROTECT, related_name="workspaces")
@@ -25,6 +26,8 @@ class Workspace(models.Model):
     rejected = models.BooleanField(
         default=False, help_text="The backend refused it (4xx): retrying won't help"
     )
+    suspended_at = models.DateTimeField(null=True, blank=True)
+    suspended_reason = models.CharField(max_length=300, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

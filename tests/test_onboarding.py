@@ -13,7 +13,7 @@ from djstripe.models import Session
 from core.money import format_money
 from crm.models import Client, Onboarding, Payment
 from provisioning.models import Workspace
-from tests.factories import ClientFactory, ServiceFactory
+from tests.factories import ServiceFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 
@@ -162,12 +162,12 @@ def test_checkout_is_held_for_review(pipeline, service, settings, checkout_field
     assert not mail.outbox and not Workspace.objects.exists() and not Payment.objects.exists()
 
 
-def test_payment_in_another_currency_than_the_clients_is_held(pipeline, service):
-    ClientFactory(email="ada@example.com", currency="eur", invoiced_value=1000)
-    pipeline.pay_and_process(email="ada@example.com", currency="usd")
-    onboarding = Onboarding.objects.get()
-    assert (onboarding.status, onboarding.held_reason) == (Status.HELD, Held.CURRENCY_MISMATCH)
-    assert Client.objects.get().invoiced_value == 1000
+def test_payment_in_another_currency_than_the_clients_is_not_held(pipeline, service):
+    pipeline.pay_and_process(email="ada@example.com", currency="eur", amount=1000, created=1_767_225_600)
+    pipeline.pay_and_process(email="ada@example.com", currency="usd", amount=700, created=1_767_225_700)
+    assert list(Onboarding.objects.values_list("status", flat=True)) == [Status.ONBOARDED] * 2
+    ada = Client.objects.get()
+    assert (ada.currency, ada.invoiced_value) == ("eur", 1000)  # the first currency's net
 
 
 def test_returning_client_second_purchase_updates_the_same_client(pipeline, service):

@@ -12,17 +12,16 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 from djstripe.models import Session
 
 from core.locks import lock_name_for_transaction
-from core.money import format_money
 from core.queue import enqueue_transactionally
 
 from ..models import Activity, Client, Onboarding, Payment, Service, StaffAlert
 from .activity import Kind, activity_record
 from .alerts import admin_url, staff_alert_raise
+from .ledger import ledger_payment_record, stripe_id_of
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +32,9 @@ ASYNC_PAYMENT_FAILED = "checkout.session.async_payment_failed"
 Status = Onboarding.Status
 Held = Onboarding.HeldReason
 Step = Onboarding.StepStatus
+
+# A no-cost order (100% coupon, free trial) onboards like a paid one, with value 0.
+PAID_STATUSES = {"paid", "no_payment_required"}
 
 # Once decided, later deliveries of the same session change nothing.
 DECIDED = {Status.HELD, Status.IN_PROGRESS, Status.ONBOARDED, Status.FAILED, Status.REJECTED}
@@ -58,6 +60,9 @@ class SessionFacts:
     payment_intent_id: str
     customer_id: str
     created: datetime
+    # The session's first invoice (subscription mode): the ledger keys its payment by it.
+    invoice_id: str = ""
+    subscription_id: str = ""
 
     @classmethod
     def from_session(cls, session: Session) -> "SessionFacts":
@@ -76,6 +81,8 @@ class SessionFacts:
             payment_intent_id=session.payment_intent_id or "",
             customer_id=session.customer_id or "",
             created=datetime.fromtimestamp(data.get("created") or 0, tz=UTC),
+            invoice_id=stripe_id_of(data.get("invoice")),
+            subscription_id=stripe_id_of(data.get("subscription")),
         )
 
 
@@ -101,7 +108,7 @@ def onboarding_sync_from_session(
             )
         if onboarding.status in DECIDED:
             return onboarding
-        if facts.payment_status != "paid":
+        if facts.payment_status not in PAID_STATUSES:
             return onboarding_record_unpaid(onboarding, facts=facts, event_type=event_type)
         return onboarding_start(onboarding, facts=facts, send_welcome_email=send_welcome_email)
 
@@ -152,11 +159,7 @@ def hold_reasons(
         reasons.append((Held.SERVICE_UNKNOWN, f"No service with service_id {facts.service_ref!r}."))
     elif not service.active:
         reasons.append((Held.SERVICE_INACTIVE, f"Service {service.service_id!r} is inactive."))
-    if client is not None and client.currency and client.currency != facts.currency:
-        detail = (
-            f"Paid in {facts.currency.upper()}, but {client.email} is invoiced in {client.currency.upper()}."
-        )
-        reasons.append((Held.CURRENCY_MISMATCH, detail))
+    # A client may pay in several currencies (the ledger keeps each): no CURRENCY_MISMATCH hold.
     return reasons
 
 
@@ -264,7 +267,7 @@ def client_upsert(*, client: Client | None, facts: SessionFacts, service: Servic
 
 
 def payment_record(*, client: Client, facts: SessionFacts, service: Service) -> Payment:
-    """Record the session's payment once and add it to the client's lifetime value once."""
+    """Record the session's payment once, and its ledger row (which recomputes the client's value)."""
     payment, created = Payment.objects.get_or_create(
         checkout_session_id=facts.session_id,
         defaults={
@@ -278,14 +281,26 @@ def payment_record(*, client: Client, facts: SessionFacts, service: Service) -> 
             "paid_at": facts.created,
         },
     )
-    if created:
-        Client.objects.filter(id=client.id).update(invoiced_value=F("invoiced_value") + payment.amount)
-        activity_record(
-            kind=Kind.PAYMENT,
-            summary=f"Payment of {format_money(payment.amount, payment.currency)} recorded",
-            detail=f"Checkout Session {payment.checkout_session_id}",
-            client=client,
-        )
+    # The ledger's row: a subscription-mode session's payment is its first invoice, keyed by it,
+    # so the session and that invoice's invoice.paid make one row in either order.
+    from_invoice = facts.invoice_id == facts.session_id  # an onboarding from a stand-alone invoice
+    ledger_payment_record(
+        client=client,
+        service=service,
+        payment=payment,
+        stripe_id=facts.invoice_id or facts.session_id,
+        amount=facts.amount or 0,
+        currency=facts.currency,
+        status=facts.payment_status if facts.payment_status in PAID_STATUSES else "paid",
+        occurred_at=facts.created,
+        livemode=facts.livemode,
+        payment_intent_id=facts.payment_intent_id,
+        invoice_id=facts.invoice_id,
+        subscription_id=facts.subscription_id,
+        checkout_session_id="" if from_invoice else facts.session_id,
+        customer_id=facts.customer_id,
+        billing_reason="manual" if from_invoice else "",
+    )
     return payment
 
 
@@ -302,6 +317,11 @@ def onboarding_finish_if_done(*, onboarding_id: int) -> str:
             status=Status.ONBOARDED, onboarded_at=timezone.now(), updated=timezone.now()
         ):
             activity_record(kind=Kind.ONBOARDING, summary="Onboarded", onboarding=onboarding)
+            # -- lifecycle: a workspace provisioned after its service ended is suspended (crm/lifecycle.py)
+            if onboarding.client_id:
+                from .lifecycle import client_workspaces_check
+
+                client_workspaces_check(client=onboarding.client)
         return Status.ONBOARDED
     if Step.FAILED in steps:
         if Onboarding.objects.filter(id=onboarding_id, status=Status.IN_PROGRESS).update(

@@ -8,7 +8,6 @@ import dataclasses
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from djstripe.models import Session
 
 from core.locks import lock_name_for_transaction
 from stripe_events.models import StripeWebhookJob
@@ -16,6 +15,7 @@ from stripe_events.models import StripeWebhookJob
 from ..models import Client, Onboarding, Service
 from .activity import Kind, activity_record
 from .emails import welcome_email_requeue
+from .invoices import onboarding_facts_load
 from .onboarding import SessionFacts, normalise_email, onboarding_start
 from .workspace_step import workspace_step_requeue
 
@@ -55,7 +55,7 @@ def onboarding_approve(
         )
         return f"Approved {onboarding.checkout_session_id}: welcome email queued again."
 
-    facts = SessionFacts.from_session(Session.objects.get(id=onboarding.checkout_session_id))
+    facts = onboarding_facts_load(onboarding)  # a session's, or a stand-alone invoice's
     facts = onboarding_facts_supplied(onboarding, facts=facts, actor=actor, service=service, email=email)
     onboarding = onboarding_start(onboarding, facts=facts, accepted=ACCEPTABLE_ON_APPROVAL)
     if onboarding.status == Status.HELD:

@@ -1,0 +1,197 @@
+"""A client's lifecycle (active, at risk, churned) and its services' workspaces, derived from the ledger.
+
+Derived, not driven by events: each recompute looks at the ledger as it stands, so duplicate and
+shuffled deliveries end in the same status. Per service, the latest counted payment decides:
+
+- a subscription of the service cancelled at or after it, a full refund of it, or a lost dispute
+  on it ends the service (its workspace is suspended); a newer payment reactivates it (resumed);
+- the client is churned when every service it paid for has ended, at risk while a dispute is open
+  or an invoice's payment failed and is not paid yet, active otherwise.
+
+Staff can offboard by hand (`client_offboard`, all workspaces suspended until a new payment or
+`client_reactivate`) and keep a client active whatever the ledger says (`client_keep_active`).
+Workspaces change through a task, outside any lock (the provisioning backend may be remote).
+"""
+
+from django.db import transaction
+from django.db.models import Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from core.queue import enqueue_transactionally
+from provisioning.lifecycle import workspace_resume, workspace_suspend
+from provisioning.models import Workspace
+
+from ..models import Client, MoneyMovement
+from .activity import Kind as ActivityKind
+from .activity import activity_record
+
+Kind = MoneyMovement.Kind
+Status = Client.LifecycleStatus
+WORKSPACES_TASK = "crm.tasks.client_workspaces_apply"
+OPEN_DISPUTE = {"warning_needs_response", "warning_under_review", "needs_response", "under_review"}
+
+
+def service_end_reason(*, client_id: int, service_id: int) -> str:
+    """Why the client's service has ended ("" while it runs), from its latest counted payment."""
+    movements = MoneyMovement.objects.filter(client_id=client_id, service_id=service_id)
+    latest = movements.filter(kind=Kind.PAYMENT, counts=True).order_by("occurred_at", "id").last()
+    if latest is None:
+        return ""
+    cancelled = (
+        movements.filter(kind=Kind.CANCELLATION, occurred_at__gte=latest.occurred_at).order_by("id").first()
+    )
+    if cancelled is not None:
+        return f"Subscription {cancelled.subscription_id} cancelled"
+    of_payment = MoneyMovement.objects.filter(client_id=client_id, counts=True)
+    of_payment = (
+        of_payment.filter(payment_intent_id=latest.payment_intent_id)
+        if latest.payment_intent_id
+        else of_payment.filter(charge_id=latest.charge_id)
+        if latest.charge_id
+        else of_payment.none()
+    )
+    lost = of_payment.filter(kind=Kind.DISPUTE).order_by("id").first()
+    if lost is not None:
+        return f"Dispute {lost.stripe_id} lost"
+    refunded = of_payment.filter(kind=Kind.REFUND).aggregate(total=Coalesce(Sum("amount"), 0))["total"]
+    if latest.amount > 0 and refunded >= latest.amount:
+        return f"Payment {latest.stripe_id} fully refunded"
+    return ""
+
+
+def client_services_ended(*, client: Client) -> dict[int, str]:
+    """{service id: why it ended} for each service of the client's payments that should be suspended."""
+    service_ids = (
+        MoneyMovement.objects.filter(client=client, kind=Kind.PAYMENT, service__isnull=False)
+        .values_list("service_id", flat=True)
+        .distinct()
+    )
+    if client.offboarded_by_staff:
+        return {service_id: "Offboarded by staff" for service_id in service_ids}
+    if client.keep_active:
+        return {}
+    ended = {}
+    for service_id in service_ids:
+        reason = service_end_reason(client_id=client.id, service_id=service_id)
+        if reason:
+            ended[service_id] = reason
+    return ended
+
+
+def client_lifecycle_evaluate(*, client_id: int) -> str:
+    """Set the client's lifecycle status and reason from the ledger (caller holds the client's lock)."""
+    client = Client.objects.get(id=client_id)
+    ended = client_services_ended(client=client)
+    paid_services = set(
+        MoneyMovement.objects.filter(client=client, kind=Kind.PAYMENT, counts=True, service__isnull=False)
+        .values_list("service_id", flat=True)
+        .distinct()
+    )
+    open_dispute = MoneyMovement.objects.filter(
+        client=client, kind=Kind.DISPUTE, status__in=OPEN_DISPUTE
+    ).first()
+    failed = MoneyMovement.objects.filter(client=client, kind=Kind.PAYMENT, status="payment_failed").first()
+    if client.offboarded_by_staff:
+        status, reason = Status.CHURNED, "Offboarded by staff"
+    elif paid_services and paid_services <= set(ended):
+        status, reason = Status.CHURNED, "; ".join(sorted(set(ended.values())))
+    elif open_dispute is not None:
+        status, reason = Status.AT_RISK, f"Open dispute {open_dispute.stripe_id}"
+    elif failed is not None:
+        status, reason = Status.AT_RISK, f"Past due: payment of invoice {failed.stripe_id} failed"
+    else:
+        status, reason = Status.ACTIVE, "Kept active by staff" if client.keep_active else ""
+    reason = reason[:300]
+    if (client.lifecycle_status, client.lifecycle_reason) != (status, reason):
+        Client.objects.filter(id=client.id).update(
+            lifecycle_status=status, lifecycle_reason=reason, lifecycle_changed_at=timezone.now()
+        )
+        if client.lifecycle_status != status:
+            label = Status(status).label
+            activity_record(
+                kind=ActivityKind.ONBOARDING, summary=f"Client {label.lower()}", detail=reason, client=client
+            )
+    client_workspaces_check(client=client, ended=ended)
+    return status
+
+
+def client_workspaces_check(*, client: Client, ended: dict[int, str] | None = None) -> bool:
+    """Queue `client_workspaces_apply` if a workspace is ready that should be suspended, or the
+    reverse. Also called when a workspace becomes ready (it may have been provisioned after its
+    service ended: deliveries arrive in any order)."""
+
+    ended = client_services_ended(client=client) if ended is None else ended
+    workspaces = Workspace.objects.filter(
+        client=client, status__in=[Workspace.Status.READY, Workspace.Status.SUSPENDED]
+    )
+    if any((w.status == Workspace.Status.SUSPENDED) != (w.service_id in ended) for w in workspaces):
+        enqueue_transactionally(WORKSPACES_TASK, client.id)
+        return True
+    return False
+
+
+def client_workspaces_apply(*, client_id: int) -> list[str]:
+    """Suspend the workspaces of ended services and resume the others (task; outside locks)."""
+
+    client = Client.objects.get(id=client_id)
+    ended = client_services_ended(client=client)
+    done = []
+    for workspace in Workspace.objects.filter(client=client).select_related("service"):
+        reason = ended.get(workspace.service_id)
+        if reason and workspace_suspend(client_id=client.id, service_id=workspace.service_id, reason=reason):
+            summary, detail = f"Workspace for {workspace.service.name} suspended", reason
+        elif not reason and workspace_resume(client_id=client.id, service_id=workspace.service_id):
+            summary, detail = f"Workspace for {workspace.service.name} resumed", ""
+        else:
+            continue
+        activity_record(kind=ActivityKind.WORKSPACE, summary=summary, detail=detail, client=client)
+        done.append(summary)
+    return done
+
+
+# -- staff doors ------------------------------------------------------------------------------------
+
+
+def _staff_change(*, client_id: int, actor, summary: str, detail: str = "", **fields) -> Client:
+    from .ledger import client_lock, client_value_recompute
+
+    with transaction.atomic():
+        client = client_lock(client_id)
+        Client.objects.filter(id=client.id).update(**fields)
+        activity_record(kind=ActivityKind.STAFF, summary=summary, detail=detail, client=client, actor=actor)
+        client_value_recompute(client_id=client.id)
+    return Client.objects.get(id=client_id)
+
+
+def client_offboard(*, client_id: int, actor=None, reason: str = "") -> Client:
+    """Staff: offboard the client by hand (churned, every workspace suspended) until a new payment."""
+    return _staff_change(
+        client_id=client_id,
+        actor=actor,
+        summary="Offboarded by staff",
+        detail=reason,
+        offboarded_by_staff=True,
+    )
+
+
+def client_reactivate(*, client_id: int, actor=None) -> Client:
+    """Staff: reactivate the client by hand; keeps it active despite refunds, disputes or cancellations
+    that would offboard it again (that is what reactivating by hand means)."""
+    client = Client.objects.get(id=client_id)
+    automatic = bool(client_services_ended(client=Client(id=client.id, keep_active=False)))
+    return _staff_change(
+        client_id=client_id,
+        actor=actor,
+        summary="Reactivated by staff",
+        offboarded_by_staff=False,
+        keep_active=client.keep_active or automatic,
+    )
+
+
+def client_keep_active(*, client_id: int, actor=None, keep: bool = True) -> Client:
+    """Staff: keep the client active despite a refund, lost dispute or cancellation (or stop doing so)."""
+    summary = (
+        "Kept active by staff despite refunds and disputes" if keep else "No longer kept active by staff"
+    )
+    return _staff_change(client_id=client_id, actor=actor, summary=summary, keep_active=keep)
