@@ -18,14 +18,13 @@ from provisioning.links import portal_url, set_password_url
 from .activity import Kind, activity_record
 from .models import Client, Onboarding
 from .queue import enqueue_transactionally
-from .retry import abandoned_before, retry_schedule
+from .retry import abandoned_before, max_attempts, retry_schedule
 from .services import EMAIL_TASK, onboarding_finish_if_done
 
 logger = logging.getLogger(__name__)
 
 Step = Onboarding.StepStatus
 Held = Onboarding.HeldReason
-MAX_ATTEMPTS = 6
 
 
 class PortalLoginConflict(Exception):
@@ -184,10 +183,10 @@ def welcome_email_record_refused(
 
 
 def welcome_email_record_failure(onboarding: Onboarding, *, error: Exception) -> str:
-    """A transient ESP or network error: retry with backoff, or give up after MAX_ATTEMPTS."""
+    """A transient ESP or network error: retry with backoff, or give up after the retry window."""
     attempts = onboarding.email_attempts  # already counts this attempt (read after the claim)
     logger.warning("Welcome email for onboarding %s failed (attempt %s): %s", onboarding.id, attempts, error)
-    status = Step.FAILED if attempts >= MAX_ATTEMPTS else Step.RETRYING
+    status = Step.FAILED if attempts >= max_attempts() else Step.RETRYING
     # Status and schedule together, so the email never waits for a retry that does not exist.
     with transaction.atomic():
         still_ours = _this_claim(onboarding).update(

@@ -11,16 +11,13 @@ from crm.activity import Kind, activity_record
 from crm.locks import lock_name_for_transaction
 from crm.models import Onboarding
 from crm.queue import enqueue_transactionally
-from crm.retry import abandoned_before, retry_schedule
+from crm.retry import abandoned_before, max_attempts, retry_schedule
 from crm.services import WORKSPACE_TASK, onboarding_finish_if_done
 
 from .backends import ProvisionResult, get_backend
 from .models import Workspace
 
 logger = logging.getLogger(__name__)
-
-# 6 attempts with crm.retry's backoff span about 15 minutes before the step is left failed for staff.
-MAX_ATTEMPTS = 6
 
 Step = Onboarding.StepStatus
 
@@ -128,7 +125,7 @@ def workspace_retry(*, onboarding: Onboarding) -> bool:
 
 def _step_retry_or_give_up(onboarding: Onboarding, *, error: str, busy: bool = False) -> str:
     attempts = onboarding.workspace_attempts
-    if attempts >= MAX_ATTEMPTS:
+    if attempts >= max_attempts():  # retried for RETRY_WINDOW_HOURS, then failed for staff
         logger.error(
             "Giving up on the workspace for onboarding %s after %s attempts", onboarding.id, attempts
         )

@@ -8,8 +8,8 @@ from django.db import connection
 from django.utils import timezone
 from django_q.models import OrmQ, Schedule
 
+from crm import retry
 from crm.models import Client, Onboarding, Service
-from provisioning import services as provisioning_services
 from provisioning.backends import ProvisionResult
 from provisioning.models import Workspace
 from provisioning.services import workspace_provision_for_onboarding, workspace_retry
@@ -163,9 +163,10 @@ def test_retry_after_a_failure_provisions_and_clears_the_error(onboarding, setti
     assert (onboarding.workspace_last_error, onboarding.workspace_attempts) == ("", 2)
 
 
-def test_gives_up_after_max_attempts(onboarding, settings):
+def test_gives_up_after_the_retry_window(onboarding, settings):
     settings.PROVISIONING_BACKEND = dotted(UnreachableBackend)
-    max_attempts = provisioning_services.MAX_ATTEMPTS
+    settings.RETRY_WINDOW_HOURS = 0.1  # 30 s doubling: 5 attempts
+    max_attempts = retry.max_attempts()
 
     statuses = [workspace_provision(onboarding.id) for _ in range(max_attempts)]
 

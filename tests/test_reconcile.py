@@ -22,7 +22,7 @@ from djstripe.models import Event
 
 from crm import tasks
 from crm.models import Activity, Client, Onboarding, ReconciliationRun, StripeWebhookJob
-from crm.webhook_jobs import MAX_ATTEMPTS
+from crm.retry import max_attempts
 from provisioning.models import Workspace
 from tests.conftest import run_queued_tasks
 
@@ -88,7 +88,7 @@ def plant_gaps(pipeline, sandbox) -> dict:
     job = StripeWebhookJob.objects.get(event_id=hook["events"][0]["id"])
     assert job.status == StripeWebhookJob.Status.RETRYING
     StripeWebhookJob.objects.filter(id=job.id).update(
-        status=StripeWebhookJob.Status.FAILED, attempts=MAX_ATTEMPTS, next_attempt_at=None
+        status=StripeWebhookJob.Status.FAILED, attempts=max_attempts(), next_attempt_at=None
     )
 
     # (d) A lifetime value that no longer matches the payments.

@@ -9,7 +9,8 @@ from django_q.models import OrmQ, Schedule
 from djstripe.models import Customer, Event, PaymentIntent, Session, WebhookEventTrigger
 
 from crm.models import StripeWebhookJob
-from crm.webhook_jobs import MAX_ATTEMPTS, webhook_job_retry_now, webhook_job_run
+from crm.retry import max_attempts
+from crm.webhook_jobs import webhook_job_retry_now, webhook_job_run
 from crm.webhooks import StripeWebhookView
 from stripe_sandbox.signing import sign_payload
 from tests.conftest import run_queued_tasks, signed_post, stripe_timeout
@@ -237,7 +238,9 @@ def test_stripe_failing_during_processing_is_recorded_then_retried(
     assert job.attempts == 2 and Event.objects.filter(id=event["id"]).exists()
 
 
-def test_job_gives_up_after_max_attempts_and_staff_can_retry(pipeline, sandbox):
+def test_job_gives_up_after_the_retry_window_and_staff_can_retry(pipeline, sandbox, settings):
+    settings.RETRY_WINDOW_HOURS = 0.1  # 30 s doubling: 5 attempts
+    MAX_ATTEMPTS = max_attempts()
     event = pipeline.checkout()["events"][0]
     pipeline.deliver(event)
     job = StripeWebhookJob.objects.get()
