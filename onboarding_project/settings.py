@@ -164,6 +164,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=int(env_str("AXES_COOLOFF_MINUTES", "15"))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "core.login_attempts.axes_username"  # cut to the 255 characters axes stores
 # Behind a proxy, set AXES_IPWARE_PROXY_COUNT (e.g. 1) so the client's address is read from X-Forwarded-For.
 if env_str("AXES_IPWARE_PROXY_COUNT"):
     AXES_IPWARE_PROXY_COUNT = int(env_str("AXES_IPWARE_PROXY_COUNT"))
