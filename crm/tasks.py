@@ -1,7 +1,7 @@
 """django-q2 tasks: thin doors into services. Each takes ids, never model instances."""
 
 from .emails import welcome_email_send as welcome_email_service
-from .reconcile import Fix, reconciliation_run
+from .reconcile import Fix, abandoned_work_requeue, reconciliation_run
 from .webhook_jobs import webhook_job_run
 
 
@@ -19,3 +19,8 @@ def reconcile_onboarding_daily() -> str:
     """Scheduled: reconcile the last 7 days with the safe repairs; the run is kept for the admin."""
     _, report = reconciliation_run(days=7, fix=Fix.SAFE, triggered_by="schedule")
     return report.summary()
+
+
+def requeue_abandoned_work() -> int:
+    """Scheduled every minute: steps and webhook jobs whose worker died go back to the queue."""
+    return abandoned_work_requeue()

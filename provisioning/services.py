@@ -29,10 +29,13 @@ def workspace_provision_for_onboarding(*, onboarding_id: int) -> str:
     of the same client and service share one workspace, provisioned by one run at a time.
     """
     now = timezone.now()
-    abandoned = Q(workspace_status=Step.RUNNING, updated__lt=abandoned_before())
+    abandoned = Q(workspace_status=Step.RUNNING, workspace_claimed_at__lt=abandoned_before(now))
     claimable = Q(workspace_status__in=[Step.PENDING, Step.RETRYING])
     claimed = Onboarding.objects.filter(claimable | abandoned, id=onboarding_id).update(
-        workspace_status=Step.RUNNING, workspace_attempts=F("workspace_attempts") + 1, updated=now
+        workspace_status=Step.RUNNING,
+        workspace_attempts=F("workspace_attempts") + 1,
+        workspace_claimed_at=now,
+        updated=now,
     )
     onboarding = Onboarding.objects.get(id=onboarding_id)
     if not claimed:

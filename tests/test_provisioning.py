@@ -120,13 +120,17 @@ def test_returning_client_reuses_the_ready_workspace(onboarding):
 
 def test_step_left_running_by_a_dead_worker_is_taken_over(onboarding):
     long_ago = timezone.now() - timezone.timedelta(hours=1)
-    Onboarding.objects.filter(id=onboarding.id).update(workspace_status=Step.RUNNING, updated=long_ago)
+    Onboarding.objects.filter(id=onboarding.id).update(
+        workspace_status=Step.RUNNING, workspace_claimed_at=long_ago, updated=long_ago
+    )
 
     assert workspace_provision_for_onboarding(onboarding_id=onboarding.id) == Step.DONE
 
 
 def test_step_running_recently_is_left_alone(onboarding):
-    Onboarding.objects.filter(id=onboarding.id).update(workspace_status=Step.RUNNING, updated=timezone.now())
+    Onboarding.objects.filter(id=onboarding.id).update(
+        workspace_status=Step.RUNNING, workspace_claimed_at=timezone.now(), updated=timezone.now()
+    )
 
     assert workspace_provision_for_onboarding(onboarding_id=onboarding.id) == Step.RUNNING
     assert not Workspace.objects.exists()

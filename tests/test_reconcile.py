@@ -48,9 +48,9 @@ def onboarding_for(email: str) -> Onboarding:
 
 
 def stuck(onboarding: Onboarding, **fields) -> None:
-    """Leave an onboarding as a dead worker or an exhausted retry would, an hour ago."""
+    """Leave an onboarding as a dead worker or an exhausted retry would, two hours ago."""
     Onboarding.objects.filter(id=onboarding.id).update(
-        onboarded_at=None, updated=timezone.now() - timedelta(hours=1), **fields
+        onboarded_at=None, updated=timezone.now() - timedelta(hours=2), **fields
     )
 
 
@@ -223,7 +223,7 @@ def test_caught_up_checkout_that_needs_review_is_left_for_staff(pipeline, servic
     assert finding["state"] == "for_staff" and "Unknown service" in finding["outcome"]
     onboarding = Onboarding.objects.get(checkout_session_id=missed["session"]["id"])
     assert onboarding.status == Status.HELD
-    Onboarding.objects.filter(id=onboarding.id).update(updated=timezone.now() - timedelta(hours=1))
+    Onboarding.objects.filter(id=onboarding.id).update(updated=timezone.now() - timedelta(hours=2))
     [held] = reconcile("--fix")["findings"]
     assert held["gap"] == "unfinished_onboarding" and held["state"] == "for_staff"
 
