@@ -1,15 +1,15 @@
 """Capped exponential backoff for tasks that fail on something outside the machine."""
 
+import math
 from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
 from django_q.models import Schedule
 
-# Delays before attempt 2, 3, …: 30 s, 1 min, 2 min, … capped at 1 h. django-q's scheduler
-# wakes every 30 s, so shorter delays would not be honoured anyway.
-BASE_DELAY_SECONDS = 30
-MAX_DELAY_SECONDS = 3600
+# Delays before attempt 2, 3, …: RETRY_BASE_DELAY_SECONDS (30 s), doubling, capped at
+# RETRY_MAX_DELAY_SECONDS (1 h), for as many attempts as span RETRY_WINDOW_HOURS (24): a day-long
+# outage heals by itself. django-q's scheduler wakes every 30 s, so shorter delays wait for it.
 
 
 def abandoned_before(now: timezone.datetime | None = None) -> timezone.datetime:
@@ -18,9 +18,21 @@ def abandoned_before(now: timezone.datetime | None = None) -> timezone.datetime:
     return (now or timezone.now()) - timedelta(seconds=settings.Q_CLUSTER["timeout"])
 
 
-def backoff_seconds(attempts: int) -> int:
+def backoff_seconds(attempts: int) -> float:
     """Delay after the given number of failed attempts."""
-    return min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2 ** max(0, attempts - 1))
+    base, cap = settings.RETRY_BASE_DELAY_SECONDS, settings.RETRY_MAX_DELAY_SECONDS
+    return min(cap, base * 2 ** min(64, max(0, attempts - 1)))
+
+
+def max_attempts() -> int:
+    """Attempts before giving up: the first, then one after each delay until they span the window."""
+    window = settings.RETRY_WINDOW_HOURS * 3600
+    attempts, waited = 1, 0.0
+    while waited < window and attempts <= 64 and backoff_seconds(attempts) < settings.RETRY_MAX_DELAY_SECONDS:
+        waited += backoff_seconds(attempts)
+        attempts += 1
+    # From here every delay is the cap.
+    return attempts + max(0, math.ceil((window - waited) / settings.RETRY_MAX_DELAY_SECONDS))
 
 
 def retry_schedule(*, func: str, arg: int, attempts: int) -> timezone.datetime:

@@ -193,6 +193,10 @@ class Onboarding(models.Model):
     )
     workspace_attempts = models.PositiveIntegerField(default=0)
     workspace_last_error = models.TextField(blank=True)
+    # The step's own clock: `updated` moves with the email step too, which hid a dead worker's run.
+    workspace_claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the current (or last) provisioning attempt started"
+    )
 
     onboarded_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)

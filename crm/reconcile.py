@@ -56,8 +56,9 @@ JobStatus = StripeWebhookJob.Status
 PAID_CHECKOUT_EVENTS = ["checkout.session.completed", "checkout.session.async_payment_succeeded"]
 EVENTS_PAGE = 100  # Stripe's largest page
 STRIPE_EVENT_RETENTION_DAYS = 30
-# A step or onboarding untouched this long while "in flight" is stuck (step backoffs stay under 10 min).
-STALE_AFTER = timedelta(minutes=30)
+# A step or onboarding untouched this long while "in flight" is stuck (step backoffs are capped at
+# RETRY_MAX_DELAY_SECONDS, 1 h).
+STALE_AFTER = timedelta(minutes=90)
 # A webhook job queued this long, or this late for its retry, lost its queue message.
 WEBHOOK_OVERDUE = timedelta(minutes=10)
 IN_FLIGHT = [Step.PENDING, Step.RUNNING, Step.RETRYING]
@@ -425,6 +426,29 @@ def onboarding_workspace_requeue(*, onboarding_id: int) -> bool:
             onboarding=onboarding,
         )
     return queued
+
+
+def abandoned_work_requeue(*, limit: int = 500) -> int:
+    """Scheduled every minute: send work whose worker died back to the queue; returns how many.
+
+    A step or webhook job still "running" past the queue timeout lost its worker (killed, or its
+    database connection dropped mid-task, after which django-q does not run the task again). The
+    task takes it over. Without this the daily reconciliation was the first to notice.
+    """
+    cutoff = abandoned_before()
+    running = Onboarding.objects.order_by("id").values_list("id", flat=True)
+    emails = running.filter(email_status=Step.RUNNING, email_claimed_at__lt=cutoff)[:limit]
+    workspaces = running.filter(workspace_status=Step.RUNNING, workspace_claimed_at__lt=cutoff)[:limit]
+    requeued = sum(onboarding_email_requeue(onboarding_id=id_) for id_ in emails)
+    requeued += sum(onboarding_workspace_requeue(onboarding_id=id_) for id_ in workspaces)
+    jobs = StripeWebhookJob.objects.filter(status=JobStatus.RUNNING, updated__lt=cutoff).order_by("id")
+    for job_id in jobs.values_list("id", flat=True)[:limit]:
+        with transaction.atomic():
+            enqueue_transactionally(PROCESS_TASK, job_id)  # webhook_job_run takes over the run
+        requeued += 1
+    if requeued:
+        logger.warning("Requeued %s step(s) or webhook job(s) abandoned by a worker", requeued)
+    return requeued
 
 
 # -- (c) webhook deliveries the worker did not finish ----------------------------------------------

@@ -1,6 +1,6 @@
 """django-q2 tasks: thin doors into services. Each takes ids, never model instances."""
 
-from .reconcile import Fix, reconciliation_run
+from .reconcile import Fix, abandoned_work_requeue, reconciliation_run
 from .services import emails
 from .services.alerts import staff_alerts_flush as alerts_flush
 from .services.ledger import money_movement_settle as money_movement_settle_service
@@ -22,6 +22,11 @@ def reconcile_onboarding_daily() -> str:
     """Scheduled: reconcile the last 7 days with the safe repairs; the run is kept for the admin."""
     _, report = reconciliation_run(days=7, fix=Fix.SAFE, triggered_by="schedule")
     return report.summary()
+
+
+def requeue_abandoned_work() -> int:
+    """Scheduled every minute: steps and webhook jobs whose worker died go back to the queue."""
+    return abandoned_work_requeue()
 
 
 def money_movement_settle(movement_id: int) -> str:

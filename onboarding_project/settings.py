@@ -168,6 +168,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=int(env_str("AXES_COOLOFF_MINUTES", "15"))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "core.login_attempts.axes_username"  # cut to the 255 characters axes stores
 # Behind a proxy, set AXES_IPWARE_PROXY_COUNT (e.g. 1) so the client's address is read from X-Forwarded-For.
 if env_str("AXES_IPWARE_PROXY_COUNT"):
     AXES_IPWARE_PROXY_COUNT = int(env_str("AXES_IPWARE_PROXY_COUNT"))
@@ -250,9 +251,10 @@ Q_CLUSTER = {
     # Tasks mostly wait on Stripe's API or the email provider, so more workers than cores pay off.
     "workers": int(env_str("Q_WORKERS", "4")),
     # A task that runs longer than this is killed: Stripe calls time out at 20 s, emails at 30 s.
-    "timeout": 120,
+    # Work still "running" after it belongs to a dead worker and is taken over (crm.retry).
+    "timeout": int(env_str("Q_TIMEOUT", "120")),
     # Must exceed timeout, or a task still running would be handed to a second worker.
-    "retry": 180,
+    "retry": int(env_str("Q_RETRY", "180")),
     # django-q's own re-delivery (worker crashed or timed out). Business failures are retried by
     # our tasks with backoff (core/retry.py), so a poison task is not re-run more than this.
     "max_attempts": 3,
@@ -264,6 +266,10 @@ Q_CLUSTER = {
     "catch_up": False,
     "label": "Task queue",
 }
+if Q_CLUSTER["retry"] <= Q_CLUSTER["timeout"]:
+    raise ImproperlyConfigured(
+        "Q_RETRY must exceed Q_TIMEOUT, or a running task is handed to a second worker."
+    )
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
@@ -277,6 +283,18 @@ else:
 STAFF_ALERT_EMAILS = env_list("STAFF_ALERT_EMAILS", "")
 SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL")
 STAFF_ALERT_WINDOW = int(env_str("STAFF_ALERT_WINDOW", "300"))
+
+# Our own retries of work that failed on something outside the machine (Stripe, the email
+# provider, the provisioning API): 30 s doubling to at most 1 h between attempts, for as many
+# attempts as span RETRY_WINDOW_HOURS (31 over a day), then the step is left failed for staff.
+# Drills and tests compress the delays; django-q's scheduler fires due retries every 30 s.
+RETRY_BASE_DELAY_SECONDS = float(env_str("RETRY_BASE_DELAY_SECONDS", "30"))
+RETRY_MAX_DELAY_SECONDS = float(env_str("RETRY_MAX_DELAY_SECONDS", "3600"))
+RETRY_WINDOW_HOURS = float(env_str("RETRY_WINDOW_HOURS", "24"))
+if not 0 < RETRY_BASE_DELAY_SECONDS <= RETRY_MAX_DELAY_SECONDS:
+    raise ImproperlyConfigured(
+        "RETRY_BASE_DELAY_SECONDS must be above 0 and at most RETRY_MAX_DELAY_SECONDS."
+    )
 
 # --- Provisioning ------------------------------------------------------------------------------
 PROVISIONING_BACKEND = env_str("PROVISIONING_BACKEND", "provisioning.backends.LocalBackend")

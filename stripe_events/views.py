@@ -20,6 +20,7 @@ from django.core.validators import validate_ipv46_address
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404
+from djstripe.enums import WebhookEndpointStatus
 from djstripe.models import WebhookEndpoint, WebhookEventTrigger
 from djstripe.models.webhooks import get_remote_ip
 from djstripe.views import ProcessWebhookView
@@ -31,7 +32,9 @@ logger = logging.getLogger(__name__)
 
 # What ingest reads of the endpoint. The whole row also holds Stripe's JSON (stripe_data,
 # metadata), whose decoding cost about a sixth of a webhook's CPU (bench/webhook_ingest.py).
-ENDPOINT_FIELDS = ("id", "secret", "djstripe_tolerance", "djstripe_owner_account")
+ENDPOINT_FIELDS = ("id", "secret", "status", "djstripe_tolerance", "djstripe_owner_account")
+# A rejected delivery keeps this much of its body (a forged one can be 2.5 MB, Django's limit).
+REJECTED_BODY_CHARS = 10_000
 # Stripe's ids are letters, digits and underscores (dj-stripe's StripeIdField: 255 characters);
 # event types are dotted lowercase names (our StripeWebhookJob.event_type: 250 characters).
 EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,251}")
@@ -57,6 +60,8 @@ def parse_event(body: bytes) -> tuple[dict | None, str | None]:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None, "body is not JSON"
+    except RecursionError:  # nested deeper than the parser goes
+        return None, "body is nested too deeply"
     if not isinstance(payload, dict):
         return None, "body is not a JSON object"
     if payload.get("object") != "event" or not str(payload.get("id", "")).startswith("evt_"):
@@ -84,7 +89,8 @@ def timestamp_problem(request: HttpRequest, *, tolerance: int) -> str | None:
 
 
 class StripeWebhookView(ProcessWebhookView):
-    """POST /stripe/webhook/<uuid>/: 400 for anything not a verified Stripe event, else 200."""
+    """POST /stripe/webhook/<uuid>/: 400 for anything not a verified Stripe event (410 if the endpoint
+    is disabled), else 200."""
 
     def post(self, request: HttpRequest, uuid) -> HttpResponse:
         if "stripe-signature" not in request.headers:
@@ -94,27 +100,40 @@ class StripeWebhookView(ProcessWebhookView):
         endpoint = get_object_or_404(WebhookEndpoint.objects.only(*ENDPOINT_FIELDS), djstripe_uuid=uuid)
         trigger = trigger_from_request(request, endpoint=endpoint)
 
+        problem = None
+        if endpoint.status == WebhookEndpointStatus.disabled:
+            problem = "the webhook endpoint is disabled"
         # The same window both ways: the endpoint's tolerance (300 s, Stripe's default).
-        problem = timestamp_problem(request, tolerance=endpoint.djstripe_tolerance)
-        event = None
         if problem is None:
-            event, problem = parse_event(request.body)
+            problem = timestamp_problem(request, tolerance=endpoint.djstripe_tolerance)
         if problem is None and not endpoint.secret:
             problem = "the webhook endpoint has no signing secret"
         # dj-stripe's check: HMAC over "<t>.<body>" and t no older than the endpoint's tolerance.
         if problem is None and not trigger.verify_signature(endpoint.secret, endpoint.djstripe_tolerance):
             problem = "signature verification failed"
+        event = None
+        if problem is None:  # only a verified body reaches the JSON parser
+            event, problem = parse_event(request.body)
         if problem:
             logger.warning("Stripe webhook rejected: %s", problem)
             trigger.exception = f"Rejected: {problem}"[:128]
+            trigger.body = rejected_body(trigger.body, size=len(request.body))
             trigger.save()  # a visible record for staff; nothing is processed
-            return HttpResponseBadRequest(f"Rejected: {problem}.")
+            status = 410 if endpoint.status == WebhookEndpointStatus.disabled else 400
+            return HttpResponse(f"Rejected: {problem}.", status=status, content_type="text/plain")
 
         trigger.valid = True
         with transaction.atomic():
             trigger.save()
             webhook_job_create(trigger=trigger, event=event)
         return HttpResponse(str(trigger.id))
+
+
+def rejected_body(body: str, *, size: int) -> str:
+    """What a rejected delivery keeps of its body: the start, and the original size if cut."""
+    if len(body) <= REJECTED_BODY_CHARS:
+        return body
+    return f"{body[:REJECTED_BODY_CHARS]}\n[first {REJECTED_BODY_CHARS} characters of a {size}-byte body]"
 
 
 def client_ip(request: HttpRequest) -> str:

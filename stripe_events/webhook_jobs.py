@@ -10,7 +10,7 @@ from djstripe.models import Event, WebhookEventTrigger
 
 from core.locks import lock_name_for_transaction
 from core.queue import enqueue_transactionally
-from core.retry import abandoned_before, retry_schedule
+from core.retry import abandoned_before, max_attempts, retry_schedule
 
 from .models import StripeWebhookJob
 from .signals import webhook_job_failed, webhook_job_requeued
@@ -19,9 +19,6 @@ from .stripe_client import stripe_api_key
 logger = logging.getLogger(__name__)
 
 PROCESS_TASK = "stripe_events.tasks.webhook_job_process"
-# 8 attempts: the 7 waits between them (30 s doubling to 32 min) add up to about an hour before a
-# job is left failed for staff.
-MAX_ATTEMPTS = 8
 
 
 def webhook_job_create(*, trigger: WebhookEventTrigger, event: dict) -> StripeWebhookJob:
@@ -87,7 +84,7 @@ def webhook_job_record_failure(
     job.last_error = f"{type(error).__name__}: {error}"
     # Status and schedule together, so a job never waits for a retry that does not exist.
     with transaction.atomic():
-        if job.attempts >= MAX_ATTEMPTS:
+        if job.attempts >= max_attempts():  # retried for RETRY_WINDOW_HOURS, then left for staff
             job.status = StripeWebhookJob.Status.FAILED
             logger.error("Giving up on Stripe event %s after %s attempts", job.event_id, job.attempts)
             webhook_job_failed.send(sender=StripeWebhookJob, job=job)

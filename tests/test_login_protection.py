@@ -50,6 +50,19 @@ def test_repeated_wrong_passwords_lock_the_login_even_for_the_right_one(client, 
     assert "_auth_user_id" not in client.session
 
 
+@pytest.mark.parametrize("door", ["portal", "admin"])
+def test_a_username_longer_than_axes_stores_is_refused_then_locked_out_not_a_500(client, settings, door):
+    username = "x" * 300 + "@example.com"
+    login = (
+        (lambda p: portal_login(client, p, username))
+        if door == "portal"
+        else (lambda p: admin_login(client, username, p))
+    )
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert login("wrong-password").status_code == 200
+    assert login("wrong-password").status_code == 429
+
+
 def test_a_successful_login_before_the_limit_resets_the_count(client, ada, settings):
     for _ in range(settings.AXES_FAILURE_LIMIT - 1):
         portal_login(client, "wrong-password")

@@ -120,8 +120,8 @@ def test_timeline_records_refunds_once(pipeline, service):
 
 
 def test_settlement_not_available_yet_is_counted_not_guessed(pipeline, service):
-    from crm.services.ledger import Settlement
     from crm.selectors.ledger import client_settlement_total
+    from crm.services.ledger import Settlement
 
     pipeline.pay_and_process(amount=10000, currency="usd", created=T0)
     ada = Client.objects.get()

@@ -8,8 +8,8 @@ from django.db import connection
 from django.utils import timezone
 from django_q.models import OrmQ, Schedule
 
+from core import retry
 from crm.models import Client, Onboarding, Service
-from crm.services import workspace_step
 from crm.services.workspace_step import workspace_step_requeue, workspace_step_run
 from crm.tasks import workspace_step_run as workspace_step_task
 from provisioning.backends import ProvisionResult
@@ -120,13 +120,17 @@ def test_returning_client_reuses_the_ready_workspace(onboarding):
 
 def test_step_left_running_by_a_dead_worker_is_taken_over(onboarding):
     long_ago = timezone.now() - timezone.timedelta(hours=1)
-    Onboarding.objects.filter(id=onboarding.id).update(workspace_status=Step.RUNNING, updated=long_ago)
+    Onboarding.objects.filter(id=onboarding.id).update(
+        workspace_status=Step.RUNNING, workspace_claimed_at=long_ago, updated=long_ago
+    )
 
     assert workspace_step_run(onboarding_id=onboarding.id) == Step.DONE
 
 
 def test_step_running_recently_is_left_alone(onboarding):
-    Onboarding.objects.filter(id=onboarding.id).update(workspace_status=Step.RUNNING, updated=timezone.now())
+    Onboarding.objects.filter(id=onboarding.id).update(
+        workspace_status=Step.RUNNING, workspace_claimed_at=timezone.now(), updated=timezone.now()
+    )
 
     assert workspace_step_run(onboarding_id=onboarding.id) == Step.RUNNING
     assert not Workspace.objects.exists()
@@ -163,9 +167,10 @@ def test_retry_after_a_failure_provisions_and_clears_the_error(onboarding, setti
     assert (onboarding.workspace_last_error, onboarding.workspace_attempts) == ("", 2)
 
 
-def test_gives_up_after_max_attempts(onboarding, settings):
+def test_gives_up_after_the_retry_window(onboarding, settings):
     settings.PROVISIONING_BACKEND = dotted(UnreachableBackend)
-    max_attempts = workspace_step.MAX_ATTEMPTS
+    settings.RETRY_WINDOW_HOURS = 0.1  # 30 s doubling: 5 attempts
+    max_attempts = retry.max_attempts()
 
     statuses = [workspace_step_task(onboarding.id) for _ in range(max_attempts)]
 

@@ -20,11 +20,11 @@ from django.utils import timezone
 from django_q.models import OrmQ, Schedule
 from djstripe.models import Event
 
+from core.retry import max_attempts
 from crm import tasks
 from crm.models import Activity, Client, Onboarding, ReconciliationRun
 from provisioning.models import Workspace
 from stripe_events.models import StripeWebhookJob
-from stripe_events.webhook_jobs import MAX_ATTEMPTS
 from tests.conftest import run_queued_tasks
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
@@ -49,9 +49,9 @@ def onboarding_for(email: str) -> Onboarding:
 
 
 def stuck(onboarding: Onboarding, **fields) -> None:
-    """Leave an onboarding as a dead worker or an exhausted retry would, an hour ago."""
+    """Leave an onboarding as a dead worker or an exhausted retry would, two hours ago."""
     Onboarding.objects.filter(id=onboarding.id).update(
-        onboarded_at=None, updated=timezone.now() - timedelta(hours=1), **fields
+        onboarded_at=None, updated=timezone.now() - timedelta(hours=2), **fields
     )
 
 
@@ -89,7 +89,7 @@ def plant_gaps(pipeline, sandbox) -> dict:
     job = StripeWebhookJob.objects.get(event_id=hook["events"][0]["id"])
     assert job.status == StripeWebhookJob.Status.RETRYING
     StripeWebhookJob.objects.filter(id=job.id).update(
-        status=StripeWebhookJob.Status.FAILED, attempts=MAX_ATTEMPTS, next_attempt_at=None
+        status=StripeWebhookJob.Status.FAILED, attempts=max_attempts(), next_attempt_at=None
     )
 
     # (d) A lifetime value that no longer matches the payments.
@@ -224,7 +224,7 @@ def test_caught_up_checkout_that_needs_review_is_left_for_staff(pipeline, servic
     assert finding["state"] == "for_staff" and "Unknown service" in finding["outcome"]
     onboarding = Onboarding.objects.get(checkout_session_id=missed["session"]["id"])
     assert onboarding.status == Status.HELD
-    Onboarding.objects.filter(id=onboarding.id).update(updated=timezone.now() - timedelta(hours=1))
+    Onboarding.objects.filter(id=onboarding.id).update(updated=timezone.now() - timedelta(hours=2))
     [held] = reconcile("--fix")["findings"]
     assert held["gap"] == "unfinished_onboarding" and held["state"] == "for_staff"
 

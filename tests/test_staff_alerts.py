@@ -8,13 +8,12 @@ from django.utils import timezone
 from django_q.models import Schedule
 from werkzeug import Response
 
+from core.retry import max_attempts
 from crm.models import Onboarding, StaffAlert, StaffAlertBatch
 from crm.services.alerts import Kind, admin_url, staff_alert_raise, staff_alerts_flush
-from crm.services.emails import MAX_ATTEMPTS as EMAIL_MAX_ATTEMPTS
 from crm.services.emails import welcome_email_send
 from crm.services.staff import onboarding_approve
 from stripe_events.models import StripeWebhookJob
-from stripe_events.webhook_jobs import MAX_ATTEMPTS as WEBHOOK_MAX_ATTEMPTS
 from stripe_events.webhook_jobs import webhook_job_run
 from tests.conftest import run_with_commit_hooks
 
@@ -139,7 +138,7 @@ def test_a_step_that_gives_up_raises_a_step_failed_alert(pipeline, service, sett
         postmark.fail_next(100)
         pipeline.pay_and_process()
         onboarding = Onboarding.objects.get()
-        for _ in range(EMAIL_MAX_ATTEMPTS - 1):
+        for _ in range(max_attempts() - 1):
             welcome_email_send(onboarding_id=onboarding.id)
     assert list(StaffAlert.objects.values_list("kind", flat=True)) == [Kind.STEP_FAILED]
 
@@ -150,7 +149,7 @@ def test_a_webhook_job_that_gives_up_raises_an_alert(pipeline, service, sandbox)
     sandbox.set_fault("*", "http_500", should_retry=False)
     pipeline.deliver(checkout["events"][0])
     job = StripeWebhookJob.objects.get()
-    StripeWebhookJob.objects.filter(id=job.id).update(attempts=WEBHOOK_MAX_ATTEMPTS - 1)
+    StripeWebhookJob.objects.filter(id=job.id).update(attempts=max_attempts() - 1)
     webhook_job_run(job_id=job.id)
     [alert] = StaffAlert.objects.all()
     assert alert.kind == Kind.WEBHOOK_FAILED and job.event_id in alert.summary

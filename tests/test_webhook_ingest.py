@@ -8,9 +8,10 @@ from django.urls import resolve, reverse
 from django_q.models import OrmQ, Schedule
 from djstripe.models import Customer, Event, PaymentIntent, Session, WebhookEventTrigger
 
+from core.retry import max_attempts
 from stripe_events.models import StripeWebhookJob
 from stripe_events.views import StripeWebhookView
-from stripe_events.webhook_jobs import MAX_ATTEMPTS, webhook_job_retry_now, webhook_job_run
+from stripe_events.webhook_jobs import webhook_job_retry_now, webhook_job_run
 from stripe_sandbox.signing import sign_payload
 from tests.conftest import run_queued_tasks, signed_post, stripe_timeout
 
@@ -239,7 +240,9 @@ def test_stripe_failing_during_processing_is_recorded_then_retried(
     assert job.attempts == 2 and Event.objects.filter(id=event["id"]).exists()
 
 
-def test_job_gives_up_after_max_attempts_and_staff_can_retry(pipeline, sandbox):
+def test_job_gives_up_after_the_retry_window_and_staff_can_retry(pipeline, sandbox, settings):
+    settings.RETRY_WINDOW_HOURS = 0.1  # 30 s doubling: 5 attempts
+    MAX_ATTEMPTS = max_attempts()
     event = pipeline.checkout()["events"][0]
     pipeline.deliver(event)
     job = StripeWebhookJob.objects.get()
@@ -257,3 +260,62 @@ def test_job_gives_up_after_max_attempts_and_staff_can_retry(pipeline, sandbox):
     run_queued_tasks()
     job.refresh_from_db()
     assert job.status == "succeeded"
+
+
+def test_a_deeply_nested_body_with_a_made_up_signature_gets_400_and_a_record(webhook_endpoint, client):
+    path = webhook_endpoint.url.removeprefix("http://testserver")
+    body = "[" * 100_000 + "]" * 100_000  # deeper than Python's JSON parser recurses
+
+    response = client.post(
+        path, data=body, content_type="application/json", HTTP_STRIPE_SIGNATURE="t=1,v1=00"
+    )
+
+    assert response.status_code == 400
+    trigger = WebhookEventTrigger.objects.get()
+    assert not trigger.valid and trigger.exception == "Rejected: signature verification failed"
+
+
+def test_a_deeply_nested_body_with_a_valid_signature_gets_400(webhook_endpoint, client):
+    body = '{"a": ' * 100_000 + "1" + "}" * 100_000
+
+    response = signed_post(client, webhook_endpoint.url.removeprefix("http://testserver"), body)
+
+    assert response.status_code == 400
+    assert WebhookEventTrigger.objects.get().exception == "Rejected: body is nested too deeply"
+    assert not StripeWebhookJob.objects.exists()
+
+
+def test_a_made_up_signature_keeps_the_record_but_only_the_start_of_a_big_body(pipeline, client):
+    event = pipeline.checkout()["events"][0]
+    body = json.dumps(dict(event, padding="x" * 2_000_000))
+
+    response = signed_post(client, pipeline.path, body, secret="whsec_forged")
+
+    assert response.status_code == 400
+    trigger = WebhookEventTrigger.objects.get()
+    assert not trigger.valid and trigger.exception == "Rejected: signature verification failed"
+    assert trigger.body.startswith(body[:10_000])
+    assert len(trigger.body) < 10_100 and f"of a {len(body)}-byte body" in trigger.body
+
+
+def test_a_valid_delivery_keeps_its_whole_body(pipeline, client):
+    body = json.dumps(dict(pipeline.checkout()["events"][0], padding="x" * 20_000))
+    assert signed_post(client, pipeline.path, body).status_code == 200
+    assert WebhookEventTrigger.objects.get().body == body
+
+
+def test_a_disabled_endpoint_refuses_deliveries_with_a_visible_record(pipeline, client):
+    pipeline.endpoint.status = "disabled"
+    pipeline.endpoint.save()
+    body = json.dumps(pipeline.checkout()["events"][0])
+
+    response = signed_post(client, pipeline.path, body)
+
+    assert response.status_code == 410
+    trigger = WebhookEventTrigger.objects.get()
+    assert not trigger.valid and trigger.exception == "Rejected: the webhook endpoint is disabled"
+    assert not StripeWebhookJob.objects.exists() and not OrmQ.objects.exists()
+
+    pipeline.endpoint.status = "enabled"
+    pipeline.endpoint.save()
+    assert signed_post(client, pipeline.path, body).status_code == 200

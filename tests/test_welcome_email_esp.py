@@ -57,9 +57,11 @@ def test_refused_recipient_holds_the_onboarding_for_review(pipeline, postmark):
     assert not Schedule.objects.filter(func="crm.tasks.welcome_email_run").exists()
 
 
-def test_email_gives_up_after_max_attempts(pipeline, postmark):
-    from crm.services.emails import MAX_ATTEMPTS
+def test_email_gives_up_after_the_retry_window(pipeline, postmark, settings):
+    from core.retry import max_attempts
 
+    settings.RETRY_WINDOW_HOURS = 0.1  # 30 s doubling: 5 attempts
+    MAX_ATTEMPTS = max_attempts()
     postmark.fail_next(100)
     pipeline.pay_and_process()
     onboarding = Onboarding.objects.get()

@@ -14,7 +14,7 @@ from django.template.loader import render_to_string, select_template
 from django.utils import timezone
 
 from core.queue import enqueue_transactionally
-from core.retry import abandoned_before, retry_schedule
+from core.retry import abandoned_before, max_attempts, retry_schedule
 from provisioning.links import portal_url, set_password_url
 
 from ..models import Client, Onboarding, StaffAlert
@@ -25,7 +25,6 @@ logger = logging.getLogger(__name__)
 
 Step = Onboarding.StepStatus
 Held = Onboarding.HeldReason
-MAX_ATTEMPTS = 6
 
 
 class PortalLoginConflict(Exception):
@@ -188,7 +187,7 @@ def welcome_email_record_refused(
 
 
 def welcome_email_record_failure(onboarding: Onboarding, *, error: Exception) -> str:
-    """A transient ESP or network error: retry with backoff, or give up after MAX_ATTEMPTS."""
+    """A transient ESP or network error: retry with backoff, or give up after the retry window."""
     attempts = onboarding.email_attempts  # already counts this attempt (read after the claim)
     logger.warning(
         "Welcome email for onboarding %s failed (attempt %s): %s",
@@ -196,7 +195,7 @@ def welcome_email_record_failure(onboarding: Onboarding, *, error: Exception) ->
         attempts,
         type(error).__name__,
     )
-    status = Step.FAILED if attempts >= MAX_ATTEMPTS else Step.RETRYING
+    status = Step.FAILED if attempts >= max_attempts() else Step.RETRYING
     # Status and schedule together, so the email never waits for a retry that does not exist.
     with transaction.atomic():
         still_ours = _this_claim(onboarding).update(

@@ -11,7 +11,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from core.queue import enqueue_transactionally
-from core.retry import abandoned_before, retry_schedule
+from core.retry import abandoned_before, max_attempts, retry_schedule
 from provisioning.models import Workspace
 from provisioning.services import workspace_provision
 
@@ -20,9 +20,6 @@ from .activity import Kind, activity_record
 from .onboarding import WORKSPACE_TASK, onboarding_finish_if_done
 
 logger = logging.getLogger(__name__)
-
-# 6 attempts with core.retry's backoff span about 15 minutes before the step is left failed for staff.
-MAX_ATTEMPTS = 6
 
 Step = Onboarding.StepStatus
 
@@ -34,10 +31,14 @@ def workspace_step_run(*, onboarding_id: int) -> str:
     of the same client and service share one workspace, provisioned by one run at a time.
     """
     now = timezone.now()
-    abandoned = Q(workspace_status=Step.RUNNING, updated__lt=abandoned_before())
+    # The step's own claim time: Onboarding.updated also moves with the email step.
+    abandoned = Q(workspace_status=Step.RUNNING, workspace_claimed_at__lt=abandoned_before(now))
     claimable = Q(workspace_status__in=[Step.PENDING, Step.RETRYING])
     claimed = Onboarding.objects.filter(claimable | abandoned, id=onboarding_id).update(
-        workspace_status=Step.RUNNING, workspace_attempts=F("workspace_attempts") + 1, updated=now
+        workspace_status=Step.RUNNING,
+        workspace_attempts=F("workspace_attempts") + 1,
+        workspace_claimed_at=now,
+        updated=now,
     )
     onboarding = Onboarding.objects.get(id=onboarding_id)
     if not claimed:
@@ -99,7 +100,7 @@ def workspace_step_requeue(*, onboarding: Onboarding, take_over: bool = False) -
     ).update(workspace_status=Step.PENDING, updated=timezone.now())
     if not requeued and take_over:
         stalled = Q(workspace_status=Step.PENDING) | Q(
-            workspace_status=Step.RUNNING, updated__lt=abandoned_before()
+            workspace_status=Step.RUNNING, workspace_claimed_at__lt=abandoned_before()
         )
         requeued = Onboarding.objects.filter(stalled, id=onboarding.id).exists()
     if requeued:
@@ -109,7 +110,7 @@ def workspace_step_requeue(*, onboarding: Onboarding, take_over: bool = False) -
 
 def _step_retry_or_give_up(onboarding: Onboarding, *, error: str, busy: bool = False) -> str:
     attempts = onboarding.workspace_attempts
-    if attempts >= MAX_ATTEMPTS:
+    if attempts >= max_attempts():  # retried for RETRY_WINDOW_HOURS, then failed for staff
         logger.error(
             "Giving up on the workspace for onboarding %s after %s attempts", onboarding.id, attempts
         )
