@@ -4,7 +4,7 @@ Every figure is computed by a fixed number of aggregate queries (five in all), w
 amount of data, so the admin's front page stays fast as the agency grows.
 """
 
-import math
+import statistics
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -220,18 +220,19 @@ def onboarding_duration_percentiles(
     # SQLite has no ordered-set aggregates (percentile_cont) and only text timestamps, so the
     # durations are read (newest first, bounded) and interpolated in Python the same way.
     pairs = onboarded.order_by("-onboarded_at").values_list("paid_at", "onboarded_at")[:DURATION_SAMPLE_LIMIT]
-    durations = sorted(onboarded_at - paid_at for paid_at, onboarded_at in pairs)
+    durations = [onboarded_at - paid_at for paid_at, onboarded_at in pairs]
     return percentile(durations, 0.5), percentile(durations, 0.95), len(durations)
 
 
-def percentile(ordered: list[timedelta], fraction: float) -> timedelta | None:
-    """Linear interpolation between closest ranks, as PostgreSQL's percentile_cont does."""
-    if not ordered:
-        return None
-    position = fraction * (len(ordered) - 1)
-    lower = math.floor(position)
-    upper = min(lower + 1, len(ordered) - 1)
-    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
+def percentile(durations: list[timedelta], fraction: float) -> timedelta | None:
+    """Linear interpolation between closest ranks, as PostgreSQL's percentile_cont does.
+
+    statistics.quantiles' "inclusive" method is that interpolation; `fraction` in whole percents.
+    """
+    if len(durations) < 2:  # quantiles needs two points (before Python 3.13)
+        return durations[0] if durations else None
+    seconds = statistics.quantiles([d.total_seconds() for d in durations], n=100, method="inclusive")
+    return timedelta(seconds=seconds[round(fraction * 100) - 1])
 
 
 def weekly_revenue(*, now: datetime, weeks: int = REVENUE_WEEKS) -> list[WeeklyRevenue]:
