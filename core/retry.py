@@ -1,6 +1,6 @@
 """Capped exponential backoff for tasks that fail on something outside the machine."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -12,7 +12,7 @@ BASE_DELAY_SECONDS = 30
 MAX_DELAY_SECONDS = 3600
 
 
-def abandoned_before(now: timezone.datetime | None = None) -> timezone.datetime:
+def abandoned_before(now: datetime | None = None) -> datetime:
     """Work still "running" since before this belongs to a worker that died: the queue's timeout
     has passed (django-q would have killed the task), so another run may take it over."""
     return (now or timezone.now()) - timedelta(seconds=settings.Q_CLUSTER["timeout"])
@@ -20,10 +20,11 @@ def abandoned_before(now: timezone.datetime | None = None) -> timezone.datetime:
 
 def backoff_seconds(attempts: int) -> int:
     """Delay after the given number of failed attempts."""
-    return min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2 ** max(0, attempts - 1))
+    delay: int = BASE_DELAY_SECONDS * 2 ** max(0, attempts - 1)  # int ** int is typed Any
+    return min(MAX_DELAY_SECONDS, delay)
 
 
-def retry_schedule(*, func: str, arg: int, attempts: int) -> timezone.datetime:
+def retry_schedule(*, func: str, arg: int, attempts: int) -> datetime:
     """Run `func(arg)` once more after the backoff delay; returns when."""
     run_at = timezone.now() + timedelta(seconds=backoff_seconds(attempts))
     Schedule.objects.create(

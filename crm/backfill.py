@@ -197,11 +197,12 @@ def outcome_of(before: str | None, onboarding: Onboarding) -> str:
         return "already_onboarded" if before in ONBOARDED else "onboarded_now"
     if onboarding.status == Status.HELD:
         return f"held:{onboarding.held_reason}"
-    return {
+    outcomes: dict[str, str] = {
         Status.AWAITING_PAYMENT: "awaiting_payment",
         Status.PAYMENT_FAILED: "payment_failed",
         Status.REJECTED: "rejected",
-    }[onboarding.status]
+    }
+    return outcomes[onboarding.status]
 
 
 def event_type_for(data) -> str:
@@ -302,15 +303,9 @@ def onboarding_backfill(
     """
     started = time.monotonic()
     livemode = bool(settings.STRIPE_LIVE_MODE)
-    arguments = {
-        "since": since,
-        "until": until,
-        "service_ref": service_ref,
-        "no_email": no_email,
-        "livemode": livemode,
-    }
     # A dry run's run is never saved: it walks the whole window and leaves checkpoints alone.
-    run = backfill_run_new(**arguments) if dry_run else backfill_run_open(**arguments)
+    run_for = backfill_run_new if dry_run else backfill_run_open
+    run = run_for(since=since, until=until, service_ref=service_ref, no_email=no_email, livemode=livemode)
     walk = _Walk(
         run=run,
         dry_run=dry_run,
@@ -457,7 +452,7 @@ class _Walk:
             max_network_retries=0,
         )
 
-    def page_error(self, exc: Exception, attempts: int) -> BackfillError:
+    def page_error(self, exc: BaseException, attempts: int) -> BackfillError:
         after = f"after session {self.run.last_session_id}" if self.run.last_session_id else "at the start"
         return BackfillError(
             f"Stripe kept failing on the page {after} ({attempts} attempts; "

@@ -9,6 +9,7 @@ every repetition ends in the same state.
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -105,7 +106,7 @@ def onboarding_sync_from_session(
         return onboarding_start(onboarding, facts=facts, send_welcome_email=send_welcome_email)
 
 
-def onboarding_defaults(facts: SessionFacts) -> dict:
+def onboarding_defaults(facts: SessionFacts) -> dict[str, Any]:
     return {
         "customer_email": facts.email,
         "customer_name": facts.name,
@@ -134,7 +135,7 @@ def hold_reasons(
     facts: SessionFacts, service: Service | None, client: Client | None
 ) -> list[tuple[str, str]]:
     """Every reason a paid session must wait for staff, as (reason, detail), most basic first."""
-    reasons = []
+    reasons: list[tuple[str, str]] = []
     if facts.livemode != settings.STRIPE_LIVE_MODE:
         mode = "live" if facts.livemode else "test"
         detail = f"A {mode}-mode payment reached an app with STRIPE_LIVE_MODE={settings.STRIPE_LIVE_MODE}."
@@ -197,6 +198,7 @@ def onboarding_start(
         )
         return onboarding
 
+    assert service is not None  # hold_reasons holds a session without a known service
     client = client_upsert(client=client, facts=facts, service=service)
     payment_record(client=client, facts=facts, service=service)
 
