@@ -27,6 +27,8 @@ lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	DJANGO_DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
+	# Types: strict on core/, crm/services/, stripe_events/ (see [tool.mypy] in pyproject.toml).
+	DJANGO_DEBUG=1 $(PY) -m mypy
 
 browser:
 	@if [ ! -x $(CHROMIUM) ]; then \

@@ -244,7 +244,11 @@ def gunicorn_args(port: int, workers: int) -> list[str]:
 
 
 def percentile(values, pct: float) -> float | None:
-    """Nearest-rank percentile (None for no values)."""
+    """Nearest-rank percentile (None for no values).
+
+    Kept by hand: statistics.quantiles only interpolates, and a nearest rank (a latency that was
+    observed) keeps these figures comparable with earlier bench results.
+    """
     ordered = sorted(values)
     if not ordered:
         return None

@@ -1,5 +1,7 @@
 """How django-axes reads the username of a sign-in attempt (settings.AXES_USERNAME_CALLABLE)."""
 
+from typing import Any
+
 from django.conf import settings
 from django.http import HttpRequest
 
@@ -8,7 +10,7 @@ from django.http import HttpRequest
 USERNAME_MAX_LENGTH = 255
 
 
-def axes_username(request: HttpRequest, credentials: dict | None = None) -> str | None:
+def axes_username(request: HttpRequest, credentials: dict[str, Any] | None = None) -> str | None:
     """axes' own choice (the credentials, else the POST), cut to what axes can store."""
     source = credentials or getattr(request, "data", request.POST)
     username = source.get(settings.AXES_USERNAME_FORM_FIELD)

@@ -1,7 +1,7 @@
 """Capped exponential backoff for tasks that fail on something outside the machine."""
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -12,7 +12,7 @@ from django_q.models import Schedule
 # outage heals by itself. django-q's scheduler wakes every 30 s, so shorter delays wait for it.
 
 
-def abandoned_before(now: timezone.datetime | None = None) -> timezone.datetime:
+def abandoned_before(now: datetime | None = None) -> datetime:
     """Work still "running" since before this belongs to a worker that died: the queue's timeout
     has passed (django-q would have killed the task), so another run may take it over."""
     return (now or timezone.now()) - timedelta(seconds=settings.Q_CLUSTER["timeout"])
@@ -21,7 +21,8 @@ def abandoned_before(now: timezone.datetime | None = None) -> timezone.datetime:
 def backoff_seconds(attempts: int) -> float:
     """Delay after the given number of failed attempts."""
     base, cap = settings.RETRY_BASE_DELAY_SECONDS, settings.RETRY_MAX_DELAY_SECONDS
-    return min(cap, base * 2 ** min(64, max(0, attempts - 1)))
+    delay: float = base * 2 ** min(64, max(0, attempts - 1))
+    return float(min(cap, delay))
 
 
 def max_attempts() -> int:
@@ -35,7 +36,7 @@ def max_attempts() -> int:
     return attempts + max(0, math.ceil((window - waited) / settings.RETRY_MAX_DELAY_SECONDS))
 
 
-def retry_schedule(*, func: str, arg: int, attempts: int) -> timezone.datetime:
+def retry_schedule(*, func: str, arg: int, attempts: int) -> datetime:
     """Run `func(arg)` once more after the backoff delay; returns when."""
     run_at = timezone.now() + timedelta(seconds=backoff_seconds(attempts))
     Schedule.objects.create(

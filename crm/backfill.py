@@ -14,7 +14,6 @@ pages already walked are not listed again.
 """
 
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -26,6 +25,16 @@ from django.db import connection, transaction
 from django.utils import timezone
 from djstripe.models import Session
 from djstripe.settings import djstripe_settings
+from tenacity import (
+    RetryCallState,
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random_exponential,
+)
+from tenacity.wait import wait_base
 
 from core.locks import lock_name_for_transaction
 from stripe_events.stripe_client import stripe_api_key
@@ -109,13 +118,17 @@ class RetryPolicy:
     """How hard to try one page before stopping the run (resumably)."""
 
     attempts: int = 5  # Stripe 5xx, connection errors, timeouts
-    rate_limited_attempts: int = 12  # 429s are expected under load: wait longer, then carry on
+    rate_limited_attempts: int = 12  # 429s in a row are expected under load: wait longer, then carry on
     backoff_base: float = 1.0
     backoff_cap: float = 30.0
 
-    def delay(self, failures: int) -> float:
-        """Capped exponential backoff with jitter (so parallel clients do not retry in step)."""
-        return min(self.backoff_cap, self.backoff_base * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
+    def wait(self) -> wait_base:
+        """Capped exponential backoff, half of it random (so parallel clients do not retry in step).
+
+        Both halves grow as base/2 × 2^(n-1), capped at cap/2: the wait lies in [x/2, x].
+        """
+        half = {"multiplier": self.backoff_base / 2, "max": self.backoff_cap / 2}
+        return wait_exponential(**half) + wait_random_exponential(**half)
 
 
 @dataclass
@@ -184,11 +197,12 @@ def outcome_of(before: str | None, onboarding: Onboarding) -> str:
         return "already_onboarded" if before in ONBOARDED else "onboarded_now"
     if onboarding.status == Status.HELD:
         return f"held:{onboarding.held_reason}"
-    return {
+    outcomes: dict[str, str] = {
         Status.AWAITING_PAYMENT: "awaiting_payment",
         Status.PAYMENT_FAILED: "payment_failed",
         Status.REJECTED: "rejected",
-    }[onboarding.status]
+    }
+    return outcomes[onboarding.status]
 
 
 def event_type_for(data) -> str:
@@ -289,15 +303,9 @@ def onboarding_backfill(
     """
     started = time.monotonic()
     livemode = bool(settings.STRIPE_LIVE_MODE)
-    arguments = {
-        "since": since,
-        "until": until,
-        "service_ref": service_ref,
-        "no_email": no_email,
-        "livemode": livemode,
-    }
     # A dry run's run is never saved: it walks the whole window and leaves checkpoints alone.
-    run = backfill_run_new(**arguments) if dry_run else backfill_run_open(**arguments)
+    run_for = backfill_run_new if dry_run else backfill_run_open
+    run = run_for(since=since, until=until, service_ref=service_ref, no_email=no_email, livemode=livemode)
     walk = _Walk(
         run=run,
         dry_run=dry_run,
@@ -332,6 +340,17 @@ def onboarding_backfill(
         stripe_requests=run.stripe_requests,
         seconds=round(time.monotonic() - started, 3),
     )
+
+
+def _log_retry(message: str) -> Callable[[RetryCallState], None]:
+    """A tenacity before_sleep hook logging `message` with the error and the wait."""
+
+    def log(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        logger.warning(message, {"error": error, "wait": wait})
+
+    return log
 
 
 class _run_lock:
@@ -397,34 +416,43 @@ class _Walk:
             cursor = page.data[-1].id
 
     def page_fetch(self, params: dict):
-        """One list request, retried on 429 (longer), 5xx, connection errors and timeouts."""
-        failures = rate_limited = 0
-        while True:
-            self.limiter.acquire()
-            self.run.stripe_requests += 1
-            try:
-                return stripe.checkout.Session.list(
-                    **params,
-                    api_key=self.api_key,
-                    stripe_version=djstripe_settings.STRIPE_API_VERSION,
-                    # Every attempt goes through our limiter and backoff, 429s included.
-                    max_network_retries=0,
-                )
-            except stripe.RateLimitError as exc:
-                rate_limited += 1
-                if rate_limited >= self.retry.rate_limited_attempts:
-                    raise self.page_error(exc, rate_limited) from exc
-                wait = self.retry.delay(rate_limited)
-                logger.warning("Stripe rate limit (429) on a backfill page; waiting %.1f s", wait)
-            except (stripe.APIError, stripe.APIConnectionError) as exc:
-                failures += 1
-                if failures >= self.retry.attempts:
-                    raise self.page_error(exc, failures) from exc
-                wait = self.retry.delay(failures)
-                logger.warning("Stripe failed a backfill page (%s); retrying in %.1f s", exc, wait)
-            time.sleep(wait)
+        """One list request, retried on 429 (longer), 5xx, connection errors and timeouts.
 
-    def page_error(self, exc: Exception, attempts: int) -> BackfillError:
+        Two tenacity loops, each with its own budget: the inner one waits out 429s, the outer
+        one retries the rest (a 5xx starts a fresh 429 budget).
+        """
+        rate_limited = Retrying(
+            retry=retry_if_exception_type(stripe.RateLimitError),
+            stop=stop_after_attempt(self.retry.rate_limited_attempts),
+            wait=self.retry.wait(),
+            before_sleep=_log_retry("Stripe rate limit (429) on a backfill page; waiting %(wait).1f s"),
+        )
+        failing = Retrying(
+            retry=retry_if_exception_type((stripe.APIError, stripe.APIConnectionError)),
+            stop=stop_after_attempt(self.retry.attempts),
+            wait=self.retry.wait(),
+            before_sleep=_log_retry("Stripe failed a backfill page (%(error)s); retrying in %(wait).1f s"),
+        )
+        try:
+            return failing(rate_limited, self.page_request, params)
+        except RetryError as exc:
+            last = exc.last_attempt
+            error = last.exception()
+            assert error is not None  # tenacity gives up only after an exception
+            raise self.page_error(error, last.attempt_number) from error
+
+    def page_request(self, params: dict):
+        self.limiter.acquire()
+        self.run.stripe_requests += 1
+        return stripe.checkout.Session.list(
+            **params,
+            api_key=self.api_key,
+            stripe_version=djstripe_settings.STRIPE_API_VERSION,
+            # Every attempt goes through our limiter and backoff, 429s included.
+            max_network_retries=0,
+        )
+
+    def page_error(self, exc: BaseException, attempts: int) -> BackfillError:
         after = f"after session {self.run.last_session_id}" if self.run.last_session_id else "at the start"
         return BackfillError(
             f"Stripe kept failing on the page {after} ({attempts} attempts; "

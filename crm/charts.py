@@ -12,7 +12,7 @@ from datetime import date
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from core.money import SYMBOLS, format_money, minor_to_major
+from core.money import format_money, minor_to_major
 
 from .selectors.dashboard import WeeklyRevenue
 
@@ -116,7 +116,7 @@ def stacked_bars_svg(revenue: WeeklyRevenue, *, colors: dict[str, str], element_
                 f"{y:.1f}",
                 LEFT - 6,
                 f"{y:.1f}",
-                axis_money(value, currency),
+                format_money(round(value / per_unit), currency, whole_without_decimals=True),
             )
         )
     for n, week in enumerate(revenue.weeks):
@@ -192,11 +192,3 @@ def nice_step(raw: float) -> float:
         if raw <= multiple * magnitude * (1 + 1e-9):
             return multiple * magnitude
     return 10 * magnitude
-
-
-def axis_money(major: float, currency: str) -> str:
-    """Compact axis label in major units: "$1,500", "¥20,000", "0.50 CHF"."""
-    places = 0 if float(major).is_integer() else 2
-    number = f"{major:,.{places}f}"
-    symbol = SYMBOLS.get(currency.lower())
-    return f"{symbol}{number}" if symbol else f"{number} {currency.upper()}"

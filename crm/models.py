@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models.functions import Lower, Trim
 from django.utils import timezone
 
 
@@ -70,7 +71,7 @@ class Client(models.Model):
         ordering = ["-created"]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(email=models.functions.Lower(models.functions.Trim("email"))),
+                condition=models.Q(email=Lower(Trim("email"))),
                 name="client_email_normalised",
             )
         ]

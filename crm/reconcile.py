@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from itertools import islice
+from typing import Any
 
 import stripe
 from django.db import transaction
@@ -246,7 +247,7 @@ def missed_checkouts_reconcile(*, report: Reconciliation, fix: Fix) -> None:
     # One page of events at a time: three indexed queries per 100 events, nothing kept in memory.
     for page in _chunks(stripe_paid_checkout_events(since=report.since), EVENTS_PAGE):
         report.events_scanned += len(page)
-        paid = {}
+        paid: dict[str, Any] = {}
         for event in page:
             session = event["data"]["object"]
             if session.get("payment_status") == "paid":

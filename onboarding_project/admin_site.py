@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
@@ -45,7 +46,7 @@ class OnboardingAdminSite(admin.AdminSite):
             return redirect("otp_setup")
         return super().login(request, extra_context)
 
-    def index(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+    def index(self, request: HttpRequest, extra_context: dict | None = None) -> TemplateResponse:
         context = dict(extra_context or {})
         if request.user.has_perms(["crm.view_onboarding", "crm.view_payment"]):
             context["dashboard"] = self.dashboard_context(request)

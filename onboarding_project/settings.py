@@ -8,11 +8,16 @@ in README.md's settings table; keep the two in step.
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from onboarding_project.observability import logging_config, sentry_init
+
+# Generic classes in annotations at runtime (ModelAdmin[Payment], QuerySet[Client]), for mypy.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -246,7 +251,7 @@ ANYMAIL = {
 
 # --- Task queue (django-q2) --------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
-Q_CLUSTER = {
+Q_CLUSTER: dict[str, Any] = {
     "name": "onboarding",
     # Tasks mostly wait on Stripe's API or the email provider, so more workers than cores pay off.
     "workers": int(env_str("Q_WORKERS", "4")),

@@ -13,7 +13,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
@@ -25,7 +25,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 OTP_ROLES = ("Operations",)
 
 
-def otp_required_for(user: AbstractBaseUser | AnonymousUser) -> bool:
+def otp_required_for(user: User | AnonymousUser) -> bool:
     """Superusers and the Operations role sign in with a second factor when STAFF_OTP_REQUIRED
     (on whenever DEBUG is off)."""
     if not settings.STAFF_OTP_REQUIRED or not user.is_authenticated:
@@ -70,7 +70,7 @@ def otp_setup(request: HttpRequest) -> HttpResponse:
     user = request.user
     if not user.is_staff:
         return redirect("admin:login")
-    if user.is_verified():
+    if user.is_verified():  # type: ignore[attr-defined]  # set by django-otp's OTPMiddleware
         return redirect("admin:index")
     confirmed = TOTPDevice.objects.filter(user=user, confirmed=True).first()
     device = confirmed or TOTPDevice.objects.filter(user=user, confirmed=False).first()

@@ -1,7 +1,7 @@
 """Absolute links into the client portal, for emails."""
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.auth.tokens import default_token_generator
 from django.urls import reverse
 from django.utils.encoding import force_bytes
@@ -13,7 +13,7 @@ def portal_url(name: str, *args, **kwargs) -> str:
     return f"{settings.SITE_URL}{reverse(f'portal:{name}', args=args, kwargs=kwargs)}"
 
 
-def set_password_url(user: AbstractBaseUser) -> str:
+def set_password_url(user: User) -> str:
     """One-use link for the user to set a portal password; expires after PASSWORD_RESET_TIMEOUT."""
     return portal_url(
         "set_password",

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -21,7 +21,7 @@ from .models import PortalPasswordResetRequest
 WINDOW = timedelta(hours=1)
 
 
-def portal_reset_user(*, email: str) -> AbstractBaseUser | None:
+def portal_reset_user(*, email: str) -> User | None:
     """The active client login for the address; never a staff account (staff use the admin)."""
     return (
         get_user_model()
@@ -55,7 +55,7 @@ def portal_password_reset_request(*, email: str, ip_address: str | None) -> Port
     )
 
 
-def portal_reset_email_send(*, user: AbstractBaseUser) -> None:
+def portal_reset_email_send(*, user: User) -> None:
     context = {
         "set_password_url": set_password_url(user),
         "portal_url": portal_url("home"),
@@ -68,5 +68,5 @@ def portal_reset_email_send(*, user: AbstractBaseUser) -> None:
         settings.DEFAULT_FROM_EMAIL,
         [user.email or user.username],
     )
-    message.tags = ["portal-password-reset"]
+    message.tags = ["portal-password-reset"]  # type: ignore[attr-defined]  # Anymail's (anymail ships no types)
     message.send()

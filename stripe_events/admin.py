@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
@@ -8,7 +9,7 @@ from .webhook_jobs import webhook_job_reprocess
 
 
 @admin.register(StripeWebhookJob)
-class StripeWebhookJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class StripeWebhookJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[StripeWebhookJob]):
     list_display = [
         "event_id",
         "event_type",
@@ -31,7 +32,7 @@ class StripeWebhookJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return format_html("<span title='{}'>{}</span>", obj.last_error, obj.last_error[:80])
 
     @admin.action(description="Reprocess now", permissions=["reprocess_webhook"])
-    def reprocess(self, request, queryset) -> None:
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[StripeWebhookJob]) -> None:
         done = sum(webhook_job_reprocess(job=job, actor=request.user) for job in queryset)
         total = len(queryset)
         what, skipped = "Sent back to the worker", "already processed or running"

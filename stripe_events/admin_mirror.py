@@ -10,20 +10,25 @@ user, whatever their permissions, could POST there and make the app call Stripe.
 from `get_actions` does not close that URL, so the read-only admins drop it from `get_urls`.
 """
 
+from typing import Any
+
 from django.apps import apps
 from django.contrib import admin
+from django.db.models import Model
+from django.http import HttpRequest
+from django.urls import URLPattern
 
 
 class ReadOnlyAdminMixin:
     """Records written by the system (Stripe's mirror, runs, jobs): viewed in the admin, never edited."""
 
-    def has_add_permission(self, request, *args) -> bool:
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -32,12 +37,15 @@ DJSTRIPE_ACTION_URL_NAME = "djstripe_custom_action"
 
 
 class ReadOnlyMirrorMixin(ReadOnlyAdminMixin):
-    def get_actions(self, request):
+    """Mixed into dj-stripe's ModelAdmins (see make_stripe_mirror_read_only)."""
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         return {}  # dj-stripe's "sync" actions call the Stripe API from a request
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         # No door to dj-stripe's action view for anyone: it checks no permission (see above).
-        return [url for url in super().get_urls() if url.name != DJSTRIPE_ACTION_URL_NAME]
+        urls: list[URLPattern] = super().get_urls()  # type: ignore[misc]  # ModelAdmin's, through the MRO
+        return [url for url in urls if url.name != DJSTRIPE_ACTION_URL_NAME]
 
 
 def make_stripe_mirror_read_only(site: admin.AdminSite) -> None:

@@ -27,13 +27,14 @@ with dahlia discounts and need nothing (tests/test_djstripe_discounts.py).
 """
 
 from functools import wraps
+from typing import Any
 
 from djstripe.models import Customer
 
 _PATCHED = "_crm_dahlia_discount_patch"
 
 
-def is_dahlia_discount(discount) -> bool:
+def is_dahlia_discount(discount: Any) -> bool:
     """A discount in the 2026-05-27.dahlia shape: its coupon under `source`, no `coupon` key."""
     return bool(discount) and "coupon" not in discount and "source" in discount
 
@@ -45,7 +46,7 @@ def djstripe_compat_apply() -> None:
         return
 
     @wraps(original)
-    def attach_objects_post_save_hook(self, cls, data, *args, **kwargs):
+    def attach_objects_post_save_hook(self: Any, cls: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
         if is_dahlia_discount(data.get("discount")):
             # A shallow copy for the hook only: the saved row already holds the full data.
             data = data.to_dict(recursive=False) if hasattr(data, "to_dict") else dict(data)

@@ -19,4 +19,5 @@ def configure() -> None:
 def stripe_api_key(*, livemode: bool | None = None) -> str:
     """The secret key for Stripe API calls: of the event's mode, or of STRIPE_LIVE_MODE when None."""
     # dj-stripe's reading of STRIPE_TEST_SECRET_KEY / STRIPE_LIVE_SECRET_KEY (and STRIPE_SECRET_KEY).
-    return djstripe_settings.get_default_api_key(livemode)
+    key: str = djstripe_settings.get_default_api_key(livemode)
+    return key

@@ -14,6 +14,8 @@ import json
 import logging
 import re
 import time
+from typing import Any, cast
+from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_ipv46_address
@@ -39,7 +41,7 @@ REJECTED_BODY_CHARS = 10_000
 # event types are dotted lowercase names (our StripeWebhookJob.event_type: 250 characters).
 EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,251}")
 EVENT_TYPE = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)*")
-EVENT_TYPE_MAX_LENGTH = StripeWebhookJob._meta.get_field("event_type").max_length
+EVENT_TYPE_MAX_LENGTH = cast(int, StripeWebhookJob._meta.get_field("event_type").max_length)
 
 
 def signature_timestamp(header: str) -> int | None:
@@ -54,7 +56,7 @@ def signature_timestamp(header: str) -> int | None:
     return None
 
 
-def parse_event(body: bytes) -> tuple[dict | None, str | None]:
+def parse_event(body: bytes) -> tuple[dict[str, Any] | None, str | None]:
     """The body as a Stripe event, or why it is not one: (event, None) or (None, problem)."""
     try:
         payload = json.loads(body)
@@ -88,11 +90,11 @@ def timestamp_problem(request: HttpRequest, *, tolerance: int) -> str | None:
     return None
 
 
-class StripeWebhookView(ProcessWebhookView):
+class StripeWebhookView(ProcessWebhookView):  # type: ignore[misc]  # dj-stripe ships no types
     """POST /stripe/webhook/<uuid>/: 400 for anything not a verified Stripe event (410 if the endpoint
     is disabled), else 200."""
 
-    def post(self, request: HttpRequest, uuid) -> HttpResponse:
+    def post(self, request: HttpRequest, uuid: UUID) -> HttpResponse:
         if "stripe-signature" not in request.headers:
             # Like dj-stripe: store nothing for unsigned noise, so it cannot fill the database.
             logger.warning("Stripe webhook without a Stripe-Signature header rejected")
@@ -125,7 +127,7 @@ class StripeWebhookView(ProcessWebhookView):
         trigger.valid = True
         with transaction.atomic():
             trigger.save()
-            webhook_job_create(trigger=trigger, event=event)
+            webhook_job_create(trigger=trigger, event=cast(dict[str, Any], event))  # parsed: no problem
         return HttpResponse(str(trigger.id))
 
 
@@ -141,7 +143,7 @@ def client_ip(request: HttpRequest) -> str:
 
     The header is whatever the client sent; an invalid value must not make the INSERT fail.
     """
-    candidate = get_remote_ip(request)
+    candidate: str = get_remote_ip(request)
     try:
         validate_ipv46_address(candidate)
     except ValidationError:

@@ -2,7 +2,10 @@
 
 import logging
 from traceback import format_exc
+from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -21,7 +24,7 @@ logger = logging.getLogger(__name__)
 PROCESS_TASK = "stripe_events.tasks.webhook_job_process"
 
 
-def webhook_job_create(*, trigger: WebhookEventTrigger, event: dict) -> StripeWebhookJob:
+def webhook_job_create(*, trigger: WebhookEventTrigger, event: dict[str, Any]) -> StripeWebhookJob:
     """Record a verified delivery for the worker and queue it in the same transaction as the trigger."""
     job = StripeWebhookJob.objects.create(trigger=trigger, event_id=event["id"], event_type=event["type"])
     enqueue_transactionally(PROCESS_TASK, job.id)
@@ -61,7 +64,7 @@ def webhook_job_run(*, job_id: int) -> str:
     return job.status
 
 
-def stripe_event_process(*, data: dict) -> Event:
+def stripe_event_process(*, data: dict[str, Any]) -> Event:
     """Process a Stripe event with dj-stripe (retrieve, sync the mirror, fire our receivers) once.
 
     Deliveries of the same event (duplicates, a reconciliation catch-up) wait on one lock per event
@@ -106,7 +109,7 @@ def webhook_job_retry_now(*, job: StripeWebhookJob) -> bool:
 
 
 @transaction.atomic
-def webhook_job_reprocess(*, job: StripeWebhookJob, actor) -> bool:
+def webhook_job_reprocess(*, job: StripeWebhookJob, actor: AbstractBaseUser | AnonymousUser) -> bool:
     """Staff door: send the job back to the worker now and tell listeners who did it (for the record)."""
     requeued = webhook_job_retry_now(job=job)
     if requeued:

@@ -378,8 +378,10 @@ class Terminal(io.StringIO):
 
 def test_progress_bar_on_a_terminal(sandbox, services):
     sandbox.seed(sessions=[session("a@example.com", 1)])
-    out = Terminal()
-    call_command("backfill_onboarding", "--since", "2025-03-01", "--until", "2025-04-01", stdout=out)
-    text = out.getvalue()
-    assert "\r[" in text and "1 sessions, 1 pages" in text and "page 1:" not in text
+    out, err = io.StringIO(), Terminal()
+    call_command(
+        "backfill_onboarding", "--since", "2025-03-01", "--until", "2025-04-01", stdout=out, stderr=err
+    )
+    bar, text = err.getvalue(), out.getvalue()
+    assert "\r100%|" in bar and "1 sessions, 1 pages" in bar and "page 1:" not in text
     assert "onboarded now:        1" in text

@@ -1,7 +1,11 @@
 """What the crm model admins share: read-only inlines and records, staff-action permissions, filters."""
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 from django.conf import settings
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from core.money import format_money
@@ -28,7 +32,13 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
-class StaffActionsMixin:
+if TYPE_CHECKING:  # the mixins below are only ever mixed into ModelAdmins
+    _AdminBase = admin.ModelAdmin[Any]
+else:
+    _AdminBase = object
+
+
+class StaffActionsMixin(_AdminBase):
     """Permission checks named by `@admin.action(permissions=[...])`, and shared actions."""
 
     def has_resend_welcome_email_permission(self, request: HttpRequest) -> bool:
@@ -72,7 +82,7 @@ class PipelineRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     by hand (a Save would rewrite every column of a row the worker may be updating; staff act
     through the actions), searched through an index-friendly selector, amounts in their currency."""
 
-    search = None  # a selector (queryset, term) -> queryset
+    search: Callable[[QuerySet[Any], str], QuerySet[Any]] | None = None  # a selector (queryset, term)
     show_full_result_count = False
 
     def get_search_results(self, request, queryset, search_term):

@@ -1,5 +1,7 @@
 """Onboardings and the needs-review queue: approve, reject, resend, retry."""
 
+from typing import ClassVar
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
@@ -88,7 +90,7 @@ class OnboardingAdmin(OnboardingActionsMixin, PipelineRecordAdmin):
         "workspace_status",
         "created",
     ]
-    list_select_related = ["service"]
+    list_select_related: ClassVar[bool | list[str] | tuple[str, ...]] = ["service"]
     list_filter = [
         "status",
         "held_reason",

@@ -7,14 +7,14 @@ from stripe_events.admin_mirror import ReadOnlyAdminMixin
 from ..models import BackfillRun, ReconciliationRun
 
 # A reconciliation run's counts, in the list and in the run's page alike.
-RUN_FINDINGS = [
+RUN_FINDINGS = (
     "missed_checkouts",
     "unfinished_onboardings",
     "failed_webhooks",
     "value_mismatches",
     "repaired",
     "for_staff",
-]
+)
 
 
 @admin.register(ReconciliationRun)

@@ -42,7 +42,7 @@ def client_timeline(client: Client) -> list[TimelineEntry]:
         TimelineEntry(
             when=entry.action_time,
             kind="Staff edit",
-            summary=f"{STAFF_EDIT_VERBS[entry.action_flag]} {entry.content_type.name} “{entry.object_repr}”",
+            summary=f"{STAFF_EDIT_VERBS[entry.action_flag]} {model_name(entry)} “{entry.object_repr}”",
             detail=entry.get_change_message(),
             actor=entry.user.get_username(),
         )
@@ -118,3 +118,8 @@ def client_stripe_links(client: Client) -> list[tuple[str, str, str]]:
             )
         )
     return links
+
+
+def model_name(entry: LogEntry) -> str:
+    """The verbose name of what a staff edit changed ("" if its content type was deleted)."""
+    return entry.content_type.name if entry.content_type else ""

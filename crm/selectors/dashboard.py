@@ -4,9 +4,10 @@ Every figure is computed by a fixed number of aggregate queries (five in all), w
 amount of data, so the admin's front page stays fast as the agency grows.
 """
 
-import math
+import statistics
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import cast
 
 from django.db import connection
 from django.db.models import Aggregate, Count, DurationField, Exists, F, OuterRef, Q, Sum
@@ -146,7 +147,9 @@ def onboarding_aggregates(
         # Held and failed onboardings always have paid_at; created is the fallback for old rows.
         cohort = paid_in_window | Q(paid_at__isnull=True, created__gte=start, created__lte=now)
         cells[f"paid_unrecorded__{key}"] = Count(
-            "id", filter=paid_in_window & Q(status__in=PAID_WITHOUT_PAYMENT) & ~has_payment
+            # Q & ~Exists is a Q (Django combines conditional expressions); the stubs say Combinable.
+            "id",
+            filter=cast(Q, paid_in_window & Q(status__in=PAID_WITHOUT_PAYMENT) & ~has_payment),
         )
         cells[f"onboarded__{key}"] = Count("id", filter=Q(onboarded_at__gte=start, onboarded_at__lte=now))
         cells[f"held__{key}"] = Count("id", filter=cohort & Q(status=Status.HELD))
@@ -220,18 +223,19 @@ def onboarding_duration_percentiles(
     # SQLite has no ordered-set aggregates (percentile_cont) and only text timestamps, so the
     # durations are read (newest first, bounded) and interpolated in Python the same way.
     pairs = onboarded.order_by("-onboarded_at").values_list("paid_at", "onboarded_at")[:DURATION_SAMPLE_LIMIT]
-    durations = sorted(onboarded_at - paid_at for paid_at, onboarded_at in pairs)
+    durations = [onboarded_at - paid_at for paid_at, onboarded_at in pairs if paid_at and onboarded_at]
     return percentile(durations, 0.5), percentile(durations, 0.95), len(durations)
 
 
-def percentile(ordered: list[timedelta], fraction: float) -> timedelta | None:
-    """Linear interpolation between closest ranks, as PostgreSQL's percentile_cont does."""
-    if not ordered:
-        return None
-    position = fraction * (len(ordered) - 1)
-    lower = math.floor(position)
-    upper = min(lower + 1, len(ordered) - 1)
-    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
+def percentile(durations: list[timedelta], fraction: float) -> timedelta | None:
+    """Linear interpolation between closest ranks, as PostgreSQL's percentile_cont does.
+
+    statistics.quantiles' "inclusive" method is that interpolation; `fraction` in whole percents.
+    """
+    if len(durations) < 2:  # quantiles needs two points (before Python 3.13)
+        return durations[0] if durations else None
+    seconds = statistics.quantiles([d.total_seconds() for d in durations], n=100, method="inclusive")
+    return timedelta(seconds=seconds[round(fraction * 100) - 1])
 
 
 def weekly_revenue(*, now: datetime, weeks: int = REVENUE_WEEKS) -> list[WeeklyRevenue]:

@@ -26,7 +26,7 @@ def client_money_by_currency(*, client: Client) -> dict[str, dict[str, int]]:
         .annotate(total=Coalesce(Sum("amount"), 0))
         .order_by("currency", "kind")
     )
-    names = {Kind.PAYMENT: "paid", Kind.REFUND: "refunded", Kind.DISPUTE: "disputed"}
+    names: dict[str, str] = {Kind.PAYMENT: "paid", Kind.REFUND: "refunded", Kind.DISPUTE: "disputed"}
     result: dict[str, dict[str, int]] = {}
     for row in rows:
         entry = result.setdefault(row["currency"], {"paid": 0, "refunded": 0, "disputed": 0, "net": 0})

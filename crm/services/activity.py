@@ -1,5 +1,7 @@
 """The timeline: every service records what it did, so staff can read a client's whole story."""
 
+from django.contrib.auth.models import User
+
 from ..models import Activity, Client, Onboarding
 
 Kind = Activity.Kind
@@ -12,7 +14,7 @@ def activity_record(
     onboarding: Onboarding | None = None,
     client: Client | None = None,
     detail: str = "",
-    actor=None,
+    actor: User | None = None,
 ) -> Activity:
     """Append one timeline line; the client defaults to the onboarding's."""
     client_id = client.id if client else (onboarding.client_id if onboarding else None)

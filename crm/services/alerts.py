@@ -8,7 +8,7 @@ next flush and logged; the other channels are not held back by it.
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import requests
 from django.conf import settings
@@ -54,7 +54,7 @@ def alert_channels() -> list[str]:
     return channels
 
 
-def staff_alerts_flush(*, now=None) -> int:
+def staff_alerts_flush(*, now: datetime | None = None) -> int:
     """Batch what waits (one message per kind per window) and deliver pending batches; returns
     how many batches were delivered to every channel."""
     now = now or timezone.now()
@@ -72,7 +72,7 @@ def staff_alerts_flush(*, now=None) -> int:
 
 
 @transaction.atomic
-def staff_alert_batch_create(*, kind: str, now) -> StaffAlertBatch | None:
+def staff_alert_batch_create(*, kind: str, now: datetime) -> StaffAlertBatch | None:
     """Gather every waiting alert of `kind` into one batch (a concurrent flush skips them)."""
     alerts = list(
         StaffAlert.objects.select_for_update(skip_locked=True).filter(kind=kind, batch__isnull=True)

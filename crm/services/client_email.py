@@ -1,6 +1,7 @@
 """Changing a client's email: the CRM record and the client's portal login move together."""
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -16,14 +17,17 @@ def client_email_conflict(*, client: Client, email: str) -> str:
     email = normalise_email(email)
     if Client.objects.filter(email=email).exclude(id=client.id).exists():
         return f"{email} is already another client's email."
-    login = get_user_model().objects.filter(username=email).exclude(id=client.user_id).first()
+    logins = get_user_model().objects.filter(username=email)
+    if client.user_id is not None:
+        logins = logins.exclude(id=client.user_id)
+    login = logins.first()
     if login is not None:
         return f"{email} is already the login of {'a staff account' if login.is_staff else 'another user'}."
     return ""
 
 
 @transaction.atomic
-def client_email_change(*, client: Client, email: str, actor) -> Client:
+def client_email_change(*, client: Client, email: str, actor: User | None) -> Client:
     """Give the client a new email, and their portal login the same username and email.
 
     Django's set-password tokens hash the user's email, so every link sent before the change (to a

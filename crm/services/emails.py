@@ -2,14 +2,16 @@
 
 import logging
 import smtplib
+from collections.abc import Iterable
 from email.utils import parseaddr
 
 from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRecipientsRefused
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.template.loader import render_to_string, select_template
 from django.utils import timezone
 
@@ -27,13 +29,19 @@ Step = Onboarding.StepStatus
 Held = Onboarding.HeldReason
 
 
+def onboarding_client(onboarding: Onboarding) -> Client:
+    """The onboarding's client: the email step exists only once onboarding_start has set it."""
+    assert onboarding.client is not None
+    return onboarding.client
+
+
 class PortalLoginConflict(Exception):
     """The client's email already names a login that is not theirs (staff, or another client)."""
 
 
-def client_portal_user_ensure(*, client: Client):
+def client_portal_user_ensure(*, client: Client) -> User:
     """The client's portal login (username = email), created with no usable password."""
-    if client.user_id:
+    if client.user is not None:
         return client.user
     user_model = get_user_model()
     user, created = user_model.objects.get_or_create(
@@ -52,11 +60,12 @@ def client_portal_user_ensure(*, client: Client):
     return user
 
 
-def welcome_email_build(onboarding: Onboarding, *, user) -> EmailMultiAlternatives:
+def welcome_email_build(onboarding: Onboarding, *, user: User) -> EmailMultiAlternatives:
     """Text and HTML welcome email; templates can be overridden per service."""
-    service = onboarding.service
+    service, client = onboarding.service, onboarding_client(onboarding)
+    assert service is not None  # set with the client by onboarding_start
     context = {
-        "client": onboarding.client,
+        "client": client,
         "service": service,
         "set_password_url": set_password_url(user),
         "portal_url": portal_url("home"),
@@ -68,13 +77,13 @@ def welcome_email_build(onboarding: Onboarding, *, user) -> EmailMultiAlternativ
     # A subject is plain text (the template turns autoescaping off), on one line.
     subject = service.welcome_email_subject or render_to_string("emails/welcome_subject.txt", context)
     subject = " ".join(subject.split())
-    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [onboarding.client.email])
+    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [client.email])
     message.attach_alternative(html, "text/html")
     # Anymail passes these to the ESP, so its tracking webhooks can be tied back to the onboarding.
     # One tag only: several ESPs (Postmark among them) accept a single tag per message.
     message.extra_headers = {"Message-ID": welcome_email_message_id(onboarding)}
-    message.tags = ["welcome"]
-    message.metadata = {
+    message.tags = ["welcome"]  # type: ignore[attr-defined]  # Anymail's (anymail ships no types)
+    message.metadata = {  # type: ignore[attr-defined]
         "onboarding_id": str(onboarding.id),
         "checkout_session_id": onboarding.checkout_session_id,
         "service_id": service.service_id,
@@ -109,7 +118,9 @@ def welcome_email_send(*, onboarding_id: int) -> str:
         return onboarding.email_status
 
     try:
-        message = welcome_email_build(onboarding, user=client_portal_user_ensure(client=onboarding.client))
+        message = welcome_email_build(
+            onboarding, user=client_portal_user_ensure(client=onboarding_client(onboarding))
+        )
         message.send()
     except (AnymailRecipientsRefused, AnymailInvalidAddress) as exc:
         return welcome_email_record_refused(onboarding, error=exc)
@@ -126,7 +137,7 @@ def welcome_email_send(*, onboarding_id: int) -> str:
     return status
 
 
-def _this_claim(onboarding: Onboarding):
+def _this_claim(onboarding: Onboarding) -> QuerySet[Onboarding]:
     """The onboarding's row while it is still claimed by this attempt: a takeover or a staff resend
     since then owns the step, and this attempt's outcome must not overwrite theirs."""
     return Onboarding.objects.filter(
@@ -147,7 +158,7 @@ def welcome_email_record_sent(onboarding: Onboarding, *, message: EmailMultiAlte
     logger.info("Welcome email for onboarding %s sent", onboarding.id)
     activity_record(
         kind=Kind.EMAIL,
-        summary=f"Welcome email sent to {onboarding.client.email}",
+        summary=f"Welcome email sent to {onboarding_client(onboarding).email}",
         detail=f"Subject: {message.subject}",
         onboarding=onboarding,
     )
@@ -173,12 +184,12 @@ def welcome_email_record_refused(
         email_last_error=f"{type(error).__name__}: {error}",
         status=Onboarding.Status.HELD,
         held_reason=reason,
-        held_detail=HELD_DETAIL[reason].format(email=onboarding.client.email),
+        held_detail=HELD_DETAIL[Held(reason)].format(email=onboarding_client(onboarding).email),
         updated=timezone.now(),
     )
     activity_record(
         kind=Kind.EMAIL,
-        summary=f"Welcome email not sent to {onboarding.client.email}; held for review",
+        summary=f"Welcome email not sent to {onboarding_client(onboarding).email}; held for review",
         detail=str(error),
         onboarding=onboarding,
     )
@@ -213,7 +224,7 @@ def welcome_email_record_failure(onboarding: Onboarding, *, error: Exception) ->
     return status
 
 
-def welcome_email_requeue(*, onboarding_id: int, from_statuses) -> bool:
+def welcome_email_requeue(*, onboarding_id: int, from_statuses: Iterable[str]) -> bool:
     """Set the email step back to pending and queue it, if it is in one of `from_statuses` and the
     onboarding has a client; False otherwise. The task claims the step, so it is sent once."""
     queued = Onboarding.objects.filter(

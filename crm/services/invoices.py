@@ -9,6 +9,9 @@ finds the payment through the invoice's payments). A renewal (`subscription_cycl
 value and the timeline; it never onboards or emails.
 """
 
+from datetime import datetime
+from typing import Any
+
 from django.db import transaction
 from djstripe.models import Invoice, Session
 
@@ -26,24 +29,24 @@ from .onboarding import (
 )
 
 
-def invoice_subscription_id(invoice: dict) -> str:
+def invoice_subscription_id(invoice: dict[str, Any]) -> str:
     details = (invoice.get("parent") or {}).get("subscription_details") or {}
     subscription = details.get("subscription") or invoice.get("subscription") or ""
     return subscription.get("id", "") if isinstance(subscription, dict) else subscription
 
 
-def invoice_service_ref(invoice: dict) -> str:
+def invoice_service_ref(invoice: dict[str, Any]) -> str:
     details = (invoice.get("parent") or {}).get("subscription_details") or {}
     ref = (invoice.get("metadata") or {}).get("serviceId") or (details.get("metadata") or {}).get("serviceId")
     return str(ref or "").strip()
 
 
-def invoice_paid_at(invoice: dict):
+def invoice_paid_at(invoice: dict[str, Any]) -> datetime:
     paid_at = (invoice.get("status_transitions") or {}).get("paid_at")
     return from_timestamp(paid_at or invoice.get("created"))
 
 
-def facts_from_invoice(invoice: dict) -> SessionFacts:
+def facts_from_invoice(invoice: dict[str, Any]) -> SessionFacts:
     """What onboarding needs, from a paid stand-alone invoice (its id stands for the session's)."""
     return SessionFacts(
         session_id=invoice["id"],
@@ -55,7 +58,7 @@ def facts_from_invoice(invoice: dict) -> SessionFacts:
         currency=(invoice.get("currency") or "").lower(),
         livemode=bool(invoice.get("livemode")),
         payment_intent_id="",
-        customer_id=invoice.get("customer") if isinstance(invoice.get("customer"), str) else "",
+        customer_id=str(invoice["customer"]) if isinstance(invoice.get("customer"), str) else "",
         created=invoice_paid_at(invoice),
         invoice_id=invoice["id"],
     )
@@ -68,7 +71,7 @@ def onboarding_facts_load(onboarding: Onboarding) -> SessionFacts:
     return SessionFacts.from_session(Session.objects.get(id=onboarding.checkout_session_id))
 
 
-def _client_for(invoice: dict) -> Client | None:
+def _client_for(invoice: dict[str, Any]) -> Client | None:
     email = normalise_email(invoice.get("customer_email"))
     client = Client.objects.filter(email=email).first() if email else None
     customer = invoice.get("customer")
@@ -77,7 +80,7 @@ def _client_for(invoice: dict) -> Client | None:
     return client
 
 
-def invoice_event_record(*, invoice: dict, event_type: str, event_id: str = "") -> None:
+def invoice_event_record(*, invoice: dict[str, Any], event_type: str, event_id: str = "") -> None:
     """`invoice.paid` / `invoice.payment_failed`: a payment in the ledger, or an onboarding."""
     paid = event_type == "invoice.paid" or invoice.get("status") == "paid"
     subscription_id = invoice_subscription_id(invoice)
@@ -115,7 +118,9 @@ def invoice_event_record(*, invoice: dict, event_type: str, event_id: str = "") 
             activity_record(kind=Kind.STRIPE, summary=f"Stripe {event_type} ({event_id})", client=client)
 
 
-def onboarding_sync_from_invoice(*, invoice: dict, event_type: str = "", event_id: str = "") -> Onboarding:
+def onboarding_sync_from_invoice(
+    *, invoice: dict[str, Any], event_type: str = "", event_id: str = ""
+) -> Onboarding:
     """Create or advance the onboarding of a paid stand-alone invoice; idempotent (like a session's)."""
     with transaction.atomic():
         lock_name_for_transaction(f"checkout-session:{invoice['id']}")

@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import stripe
 from django.db import transaction
@@ -68,11 +69,11 @@ def _counts(kind: str, status: str) -> bool:
     return False
 
 
-def stripe_id_of(value) -> str:
+def stripe_id_of(value: object) -> str:
     """The id of an expandable Stripe field: an id string, an expanded object, or nothing."""
     if isinstance(value, dict):
-        return value.get("id") or ""
-    return value or ""
+        return str(value.get("id") or "")
+    return str(value) if value else ""
 
 
 def from_timestamp(value: int | None) -> datetime:
@@ -92,7 +93,7 @@ class Settlement:
     exchange_rate: Decimal | None
 
     @classmethod
-    def from_transactions(cls, transactions: list) -> "Settlement | None":
+    def from_transactions(cls, transactions: list[Any]) -> "Settlement | None":
         """None when any of them is not available yet (missing, or an unexpanded id)."""
         if any(not isinstance(t, dict) for t in transactions):
             return None
@@ -133,7 +134,9 @@ def client_lock(client_id: int) -> Client:
     return Client.objects.select_for_update().get(id=client_id)
 
 
-def _movement_upsert(*, stripe_id: str, kind: str, status: str, defaults: dict) -> tuple[MoneyMovement, bool]:
+def _movement_upsert(
+    *, stripe_id: str, kind: str, status: str, defaults: dict[str, Any]
+) -> tuple[MoneyMovement, bool]:
     """Create the row, or move its status forward and fill what it did not know.
 
     Returns (row, news): news when created, its status moved on, or it got its client.
@@ -209,8 +212,11 @@ def ledger_payment_record(
         stripe_id=stripe_id, kind=Kind.PAYMENT, status=status, defaults=defaults
     )
     # Newly known to the client: created with it, attached now, or paid now (a failed invoice).
+    prior_client, prior_counts = prior if prior is not None else (None, False)
     news = (
-        created or (prior[0] is None and movement.client_id is not None) or (movement.counts and not prior[1])
+        created
+        or (prior_client is None and movement.client_id is not None)
+        or (movement.counts and not prior_counts)
     )
     if news and movement.counts:
         _payment_timeline(movement)
@@ -262,7 +268,7 @@ def _lock_for_charge(*, payment_intent_id: str, charge_id: str) -> MoneyMovement
     return payment
 
 
-def ledger_refund_record(*, refund: dict) -> MoneyMovement:
+def ledger_refund_record(*, refund: dict[str, Any]) -> MoneyMovement:
     """Record a refund (any status; only a succeeded one counts) from Stripe's JSON, once."""
     with transaction.atomic():
         payment_intent_id = stripe_id_of(refund.get("payment_intent"))
@@ -280,7 +286,7 @@ def ledger_refund_record(*, refund: dict) -> MoneyMovement:
         return _child_finish(movement, changed, Settlement.from_transactions(transactions))
 
 
-def ledger_dispute_record(*, dispute: dict) -> MoneyMovement:
+def ledger_dispute_record(*, dispute: dict[str, Any]) -> MoneyMovement:
     """Record a dispute (open: the client is at risk; lost: deducted; won: not) from Stripe's JSON."""
     with transaction.atomic():
         payment_intent_id = stripe_id_of(dispute.get("payment_intent"))
@@ -297,7 +303,9 @@ def ledger_dispute_record(*, dispute: dict) -> MoneyMovement:
         )
 
 
-def _child_defaults(obj: dict, payment: MoneyMovement | None, payment_intent_id: str, charge_id: str) -> dict:
+def _child_defaults(
+    obj: dict[str, Any], payment: MoneyMovement | None, payment_intent_id: str, charge_id: str
+) -> dict[str, Any]:
     return {
         "client_id": payment.client_id if payment else None,
         "service_id": payment.service_id if payment else None,
@@ -339,13 +347,13 @@ def _child_timeline(movement: MoneyMovement) -> None:
 # -- cancellations ----------------------------------------------------------------------------------
 
 
-def ledger_cancellation_record(*, subscription: dict) -> MoneyMovement:
+def ledger_cancellation_record(*, subscription: dict[str, Any]) -> MoneyMovement:
     """Record a subscription's end (`customer.subscription.deleted`) once; it offboards its service."""
     with transaction.atomic():
         first = MoneyMovement.objects.filter(
             kind=Kind.PAYMENT, subscription_id=subscription["id"], client__isnull=False
         ).first()
-        if first is not None:
+        if first is not None and first.client_id is not None:
             client_lock(first.client_id)
         service_ref = (subscription.get("metadata") or {}).get("serviceId") or ""
         service = Service.objects.filter(service_id=service_ref).first() if service_ref else None
@@ -455,7 +463,7 @@ def client_value_recompute(*, client_id: int) -> int:
     return value
 
 
-def ledger_net_expression():
+def ledger_net_expression() -> Coalesce:
     """For Client querysets: the client's net in its own currency from the ledger (one query)."""
     counted = Q(money_movements__counts=True, money_movements__currency=F("currency"))
     signed = Case(
@@ -506,7 +514,7 @@ def money_movement_settle(*, movement_id: int) -> str:
     intent_id = movement.payment_intent_id
     if not intent_id and movement.invoice_id:
         listed = stripe.InvoicePayment.list(invoice=movement.invoice_id, status="paid", api_key=api_key)
-        payments = [p for p in listed.data if p.payment and p.payment.get("payment_intent")]
+        payments = [p for p in listed.data if p.payment and p.payment.get("payment_intent")]  # type: ignore[attr-defined]  # stripe's InvoicePayment.payment is typed narrower than the API
         intent_id = stripe_id_of(payments[0].payment.payment_intent) if payments else ""
     charge = None
     if intent_id:
@@ -518,7 +526,9 @@ def money_movement_settle(*, movement_id: int) -> str:
     return "payment"
 
 
-def payment_settle(*, movement_id: int, payment_intent_id: str, charge: dict | None) -> MoneyMovement:
+def payment_settle(
+    *, movement_id: int, payment_intent_id: str, charge: dict[str, Any] | None
+) -> MoneyMovement:
     """Record a payment's charge (ids, amount) and settlement; attach what waited for it."""
     with transaction.atomic():
         client_id = MoneyMovement.objects.values_list("client_id", flat=True).get(id=movement_id)

@@ -13,6 +13,7 @@ Staff can offboard by hand (`client_offboard`, all workspaces suspended until a 
 Workspaces change through a task, outside any lock (the provisioning backend may be remote).
 """
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Sum
 from django.db.models.functions import Coalesce
@@ -153,7 +154,9 @@ def client_workspaces_apply(*, client_id: int) -> list[str]:
 # -- staff doors ------------------------------------------------------------------------------------
 
 
-def _staff_change(*, client_id: int, actor, summary: str, detail: str = "", **fields) -> Client:
+def _staff_change(
+    *, client_id: int, actor: User | None, summary: str, detail: str = "", **fields: object
+) -> Client:
     from .ledger import client_lock, client_value_recompute
 
     with transaction.atomic():
@@ -164,7 +167,7 @@ def _staff_change(*, client_id: int, actor, summary: str, detail: str = "", **fi
     return Client.objects.get(id=client_id)
 
 
-def client_offboard(*, client_id: int, actor=None, reason: str = "") -> Client:
+def client_offboard(*, client_id: int, actor: User | None = None, reason: str = "") -> Client:
     """Staff: offboard the client by hand (churned, every workspace suspended) until a new payment."""
     return _staff_change(
         client_id=client_id,
@@ -175,7 +178,7 @@ def client_offboard(*, client_id: int, actor=None, reason: str = "") -> Client:
     )
 
 
-def client_reactivate(*, client_id: int, actor=None) -> Client:
+def client_reactivate(*, client_id: int, actor: User | None = None) -> Client:
     """Staff: reactivate the client by hand; keeps it active despite refunds, disputes or cancellations
     that would offboard it again (that is what reactivating by hand means)."""
     client = Client.objects.get(id=client_id)
@@ -189,7 +192,7 @@ def client_reactivate(*, client_id: int, actor=None) -> Client:
     )
 
 
-def client_keep_active(*, client_id: int, actor=None, keep: bool = True) -> Client:
+def client_keep_active(*, client_id: int, actor: User | None = None, keep: bool = True) -> Client:
     """Staff: keep the client active despite a refund, lost dispute or cancellation (or stop doing so)."""
     summary = (
         "Kept active by staff despite refunds and disputes" if keep else "No longer kept active by staff"

@@ -9,6 +9,7 @@ every repetition ends in the same state.
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -113,7 +114,7 @@ def onboarding_sync_from_session(
         return onboarding_start(onboarding, facts=facts, send_welcome_email=send_welcome_email)
 
 
-def onboarding_defaults(facts: SessionFacts) -> dict:
+def onboarding_defaults(facts: SessionFacts) -> dict[str, Any]:
     return {
         "customer_email": facts.email,
         "customer_name": facts.name,
@@ -142,7 +143,7 @@ def hold_reasons(
     facts: SessionFacts, service: Service | None, client: Client | None
 ) -> list[tuple[str, str]]:
     """Every reason a paid session must wait for staff, as (reason, detail), most basic first."""
-    reasons = []
+    reasons: list[tuple[str, str]] = []
     if facts.livemode != settings.STRIPE_LIVE_MODE:
         mode = "live" if facts.livemode else "test"
         detail = f"A {mode}-mode payment reached an app with STRIPE_LIVE_MODE={settings.STRIPE_LIVE_MODE}."
@@ -206,6 +207,7 @@ def onboarding_start(
             )
         return onboarding
 
+    assert service is not None  # hold_reasons holds a session without a known service
     client = client_upsert(client=client, facts=facts, service=service)
     payment_record(client=client, facts=facts, service=service)
 
@@ -318,8 +320,8 @@ def onboarding_finish_if_done(*, onboarding_id: int) -> str:
         ):
             activity_record(kind=Kind.ONBOARDING, summary="Onboarded", onboarding=onboarding)
             # -- lifecycle: a workspace provisioned after its service ended is suspended (crm/lifecycle.py)
-            if onboarding.client_id:
-                from .lifecycle import client_workspaces_check
+            if onboarding.client is not None:
+                from .lifecycle import client_workspaces_check  # lifecycle imports this module
 
                 client_workspaces_check(client=onboarding.client)
         return Status.ONBOARDED

@@ -5,6 +5,7 @@ Each is a service the admin's actions call; each is safe to run twice and record
 
 import dataclasses
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -32,7 +33,7 @@ EMAIL_HOLDS = frozenset({Held.EMAIL_REFUSED, Held.EMAIL_LOGIN_CONFLICT})
 
 @transaction.atomic
 def onboarding_approve(
-    *, onboarding: Onboarding, actor, service: Service | None = None, email: str = ""
+    *, onboarding: Onboarding, actor: User | None, service: Service | None = None, email: str = ""
 ) -> str:
     """Resume a held onboarding from where it stopped; returns what happened, for the admin.
 
@@ -74,7 +75,7 @@ def onboarding_approve(
 
 
 def onboarding_facts_supplied(
-    onboarding: Onboarding, *, facts: SessionFacts, actor, service: Service | None, email: str
+    onboarding: Onboarding, *, facts: SessionFacts, actor: User | None, service: Service | None, email: str
 ) -> SessionFacts:
     """The session's facts with what staff supplied (or supplied at an earlier approval) in their place."""
     email = normalise_email(email)
@@ -104,7 +105,7 @@ def onboarding_facts_supplied(
 
 
 @transaction.atomic
-def onboarding_reject(*, onboarding: Onboarding, actor, note: str) -> bool:
+def onboarding_reject(*, onboarding: Onboarding, actor: User | None, note: str) -> bool:
     """Close a held onboarding without onboarding anyone; False if it was not held."""
     rejected = Onboarding.objects.filter(id=onboarding.id, status=Status.HELD).update(
         status=Status.REJECTED, held_detail=note, updated=timezone.now()
@@ -124,7 +125,7 @@ def welcome_email_release_hold(*, onboarding: Onboarding) -> None:
 
 
 @transaction.atomic
-def welcome_email_resend(*, onboarding: Onboarding, actor) -> bool:
+def welcome_email_resend(*, onboarding: Onboarding, actor: User | None) -> bool:
     """Queue the welcome email again, with a fresh set-password link, from whatever state its step
     is in (a send still running or waiting to retry included: staff asked for a new message);
     False when there is nothing to send to yet (no client) or it is queued already."""
@@ -143,7 +144,7 @@ def welcome_email_resend(*, onboarding: Onboarding, actor) -> bool:
 
 
 @transaction.atomic
-def provisioning_retry(*, onboarding: Onboarding, actor) -> bool:
+def provisioning_retry(*, onboarding: Onboarding, actor: User | None) -> bool:
     """Queue the workspace step again now; False if it is not failed or waiting."""
     retried = workspace_step_requeue(onboarding=onboarding)
     if retried:
@@ -153,7 +154,7 @@ def provisioning_retry(*, onboarding: Onboarding, actor) -> bool:
     return retried
 
 
-def webhook_reprocess_record(*, job: StripeWebhookJob, actor) -> None:
+def webhook_reprocess_record(*, job: StripeWebhookJob, actor: User | None) -> None:
     """Put staff's reprocessing of a webhook job on the record (stripe_events did the requeue)."""
     # On the timeline of the checkout the event is about, when it is one we onboarded.
     session_id = job.trigger.json_body.get("data", {}).get("object", {}).get("id")
@@ -166,6 +167,6 @@ def webhook_reprocess_record(*, job: StripeWebhookJob, actor) -> None:
     )
 
 
-def client_note_add(*, client: Client, actor, text: str) -> None:
+def client_note_add(*, client: Client, actor: User | None, text: str) -> None:
     """A staff note on the client's timeline."""
     activity_record(kind=Kind.NOTE, summary=text[:300], detail=text, client=client, actor=actor)

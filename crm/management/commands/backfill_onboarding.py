@@ -4,7 +4,8 @@ import json
 import time
 from datetime import UTC, datetime
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, OutputWrapper
+from tqdm import tqdm
 
 from crm.backfill import BackfillBusy, BackfillError, BackfillProgress, default_rate, onboarding_backfill
 
@@ -19,32 +20,38 @@ def utc_instant(value: str) -> datetime:
 
 
 class ProgressDisplay:
-    """A one-line bar on a terminal, plain lines (one per page) otherwise.
+    """tqdm's bar on stderr when it is a terminal (and not --json); plain lines, one per page, otherwise.
 
-    `stream` is the command's OutputWrapper (so call_command(stdout=…) captures it).
+    `stream` is the command's OutputWrapper for the plain lines (so call_command(stdout=…) captures
+    them); `bar_stream` the one tqdm draws on.
     """
 
-    def __init__(self, stream, *, dry_run: bool):
+    BAR_FORMAT = "{percentage:3.0f}%|{bar:30}| [{elapsed}<{remaining}{postfix}]"
+
+    def __init__(self, stream: OutputWrapper, *, bar_stream: OutputWrapper | None, dry_run: bool):
         self.stream = stream
-        self.tty = stream.isatty()
         self.dry_run = dry_run
         self.started = time.monotonic()
-        self.painted = 0.0
         self.pages = 0
+        # tqdm writes "\r…" itself: it gets the wrapped stream (an OutputWrapper would add newlines).
+        # The bar's unit is the share of the time window walked: Stripe gives no total count.
+        self.bar = tqdm(
+            total=100,
+            file=getattr(bar_stream, "_out", bar_stream),
+            disable=bar_stream is None or not bar_stream.isatty(),
+            bar_format=self.BAR_FORMAT,
+            mininterval=0.1,
+            dynamic_ncols=True,
+        )
 
     def __call__(self, event: BackfillProgress) -> None:
         if self.dry_run and event.outcome not in ("already_onboarded", "other_service"):
             self.line(f"would {self.verb(event.outcome)}: {event.session_id} {event.email}")
         rate = event.seen / max(0.001, time.monotonic() - self.started)
         text = f"{event.seen} sessions, {event.pages} pages, {rate:.0f}/s"
-        if self.tty:
-            now = time.monotonic()
-            if now - self.painted >= 0.1:
-                self.painted = now
-                done = int(event.fraction * 30)
-                bar = f"[{'#' * done}{'.' * (30 - done)}]"
-                self.stream.write(f"\r{bar} {event.fraction:4.0%} {text}  ", ending="")
-                self.stream.flush()
+        if not self.bar.disable:
+            self.bar.set_postfix_str(text, refresh=False)
+            self.bar.update(event.fraction * 100 - self.bar.n)
         elif event.pages != self.pages:
             self.pages = event.pages
             self.line(f"page {event.pages}: {text}, {event.fraction:.0%} of the window")
@@ -61,14 +68,13 @@ class ProgressDisplay:
         }.get(outcome, outcome)
 
     def line(self, text: str) -> None:
-        if self.tty:
-            self.stream.write("\r\x1b[K", ending="")
+        self.bar.clear()
         self.stream.write(text)
         self.stream.flush()
+        self.bar.refresh()
 
     def close(self) -> None:
-        if self.tty:
-            self.stream.write("")
+        self.bar.close()
 
 
 class Command(BaseCommand):
@@ -94,8 +100,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, since, until, dry_run, no_email, service, rate, **options):
         as_json = options["json"]
-        # With --json, stdout carries only the JSON; progress goes to stderr.
-        display = ProgressDisplay(self.stderr if as_json else self.stdout, dry_run=dry_run)
+        # With --json, stdout carries only the JSON: plain progress lines go to stderr, and no bar.
+        display = ProgressDisplay(
+            self.stderr if as_json else self.stdout,
+            bar_stream=None if as_json else self.stderr,
+            dry_run=dry_run,
+        )
         rate = default_rate() if rate is None else rate
         try:
             summary = onboarding_backfill(

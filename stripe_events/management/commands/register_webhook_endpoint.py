@@ -1,5 +1,7 @@
 """Create or update the local dj-stripe WebhookEndpoint for a signing secret, without calling Stripe."""
 
+from argparse import ArgumentParser
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandError
@@ -13,14 +15,14 @@ class Command(BaseCommand):
         "print its full URL on the last line. Makes no Stripe API call."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--secret", required=True, help="The endpoint's signing secret, whsec_…")
         parser.add_argument(
             "--base-url", required=True, help="Where Stripe reaches this app, e.g. https://app.example.com"
         )
         parser.add_argument("--livemode", action="store_true", help="A live-mode endpoint (default: test)")
 
-    def handle(self, *args, secret: str, base_url: str, livemode: bool, **options):
+    def handle(self, *args: Any, secret: str, base_url: str, livemode: bool, **options: Any) -> None:
         if not secret.startswith("whsec_"):
             raise CommandError("--secret must be a Stripe signing secret starting with whsec_")
         if not base_url_is_valid(base_url):
