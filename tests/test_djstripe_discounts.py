@@ -14,7 +14,8 @@ import pytest
 import stripe
 from djstripe.models import Customer, Discount, Event, Invoice, Session, Subscription
 
-from crm.models import Client, Onboarding, Payment, StripeWebhookJob
+from crm.models import Client, Onboarding, Payment
+from stripe_events.models import StripeWebhookJob
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 
