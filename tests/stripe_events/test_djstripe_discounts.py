@@ -2,7 +2,7 @@
 
 Since dahlia a discount's coupon sits under `discount.source`; dj-stripe 2.11's Customer sync read
 `discount.coupon` and raised (stripe_events/djstripe_compat.py). The shapes come from Stripe's OpenAPI
-fixtures for that version (tests/fixtures/dahlia_discount_shapes.json); a test fills in the ids
+fixtures for that version (tests/stripe_events/fixtures/dahlia_discount_shapes.json); a test fills in the ids
 that tie them together.
 """
 
