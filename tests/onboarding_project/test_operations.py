@@ -13,7 +13,7 @@ from django_q.signing import SignedPackage
 from django_q.tasks import async_task
 
 from tests.conftest import run_queued_tasks
-from tests.test_settings import PRODUCTION, ROOT, manage
+from tests.onboarding_project.test_settings import PRODUCTION, ROOT, manage
 
 pytestmark = pytest.mark.django_db
 

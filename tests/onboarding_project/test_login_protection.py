@@ -155,7 +155,7 @@ def test_superusers_need_two_factor_and_support_does_not(client, otp_on):
 
 
 def test_two_factor_is_required_by_default_in_production():
-    from tests.test_settings import PRODUCTION, manage
+    from tests.onboarding_project.test_settings import PRODUCTION, manage
 
     result = manage(
         "shell", "-c", "from django.conf import settings; print(settings.STAFF_OTP_REQUIRED)", env=PRODUCTION
