@@ -17,7 +17,7 @@ from crm.models import Onboarding
 from stripe_events.models import StripeWebhookJob
 from tests.processes import free_port, read_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 

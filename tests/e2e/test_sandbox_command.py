@@ -11,7 +11,7 @@ import pytest
 
 from tests.processes import free_port, read_until
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("delay", [0, 0.001, 0.01, 0.03, 0.1])

@@ -1,4 +1,4 @@
-"""A real browser for the staff cockpit: Debian's Chromium driven by Playwright's sync API.
+"""End-to-end fixtures: a real browser (Debian's Chromium, Playwright's sync API) and live deliveries.
 
 No browser is downloaded: Playwright launches /usr/bin/chromium (apt-get install chromium). Without
 it the browser tests fail loudly, so CI cannot pass them by not running them; a laptop without
