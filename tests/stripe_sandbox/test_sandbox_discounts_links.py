@@ -4,7 +4,8 @@ from decimal import Decimal
 
 import pytest
 import stripe
-from sandbox_helpers import API_KEY, event_types
+
+from tests.stripe_sandbox.helpers import API_KEY, event_types
 
 START = 1_767_225_600
 

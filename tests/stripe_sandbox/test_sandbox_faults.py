@@ -5,7 +5,8 @@ import time
 import pytest
 import requests
 import stripe
-from sandbox_helpers import API_KEY
+
+from tests.stripe_sandbox.helpers import API_KEY
 
 SESSION_ENDPOINT = "GET /v1/checkout/sessions/{id}"
 

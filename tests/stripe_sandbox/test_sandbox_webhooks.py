@@ -6,9 +6,9 @@ import time
 import pytest
 import requests
 import stripe
-from sandbox_helpers import API_KEY
 
 from stripe_sandbox.signing import sign_payload
+from tests.stripe_sandbox.helpers import API_KEY
 
 SECRET = "whsec_sandbox_test_secret"
 

@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 import stripe
-from sandbox_helpers import API_KEY, event_objects, event_types
+
+from tests.stripe_sandbox.helpers import API_KEY, event_objects, event_types
 
 START = 1_767_225_600  # 2026-01-01 00:00 UTC
 

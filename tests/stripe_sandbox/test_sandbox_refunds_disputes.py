@@ -2,9 +2,9 @@
 
 import pytest
 import stripe
-from sandbox_helpers import API_KEY, event_objects, event_types
 
 from stripe_sandbox.refund_flow import RefundError
+from tests.stripe_sandbox.helpers import API_KEY, event_objects, event_types
 
 DAY = 86400
 START = 1_767_225_600  # 2026-01-01 00:00 UTC

@@ -3,10 +3,10 @@
 from decimal import Decimal
 
 import stripe
-from sandbox_helpers import API_KEY
 
 from stripe_sandbox import fx
 from stripe_sandbox.server import StripeSandbox
+from tests.stripe_sandbox.helpers import API_KEY
 
 DAY = 86400
 START = 1_767_225_600  # 2026-01-01 00:00 UTC

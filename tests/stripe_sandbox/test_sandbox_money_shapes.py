@@ -1,7 +1,8 @@
 """The billing, refund, dispute, discount and payment link objects have the reference key sets."""
 
 import pytest
-from test_sandbox_shapes import shape_problems
+
+from tests.stripe_sandbox.test_sandbox_shapes import shape_problems
 
 # Fields real Stripe adds that the reference fixture (a placeholder example) leaves out.
 ALLOWED_EXTRA = {

@@ -4,7 +4,8 @@ import time
 
 import pytest
 import stripe
-from sandbox_helpers import API_KEY, LIVE_KEY
+
+from tests.stripe_sandbox.helpers import API_KEY, LIVE_KEY
 
 
 def paid_checkout(sandbox, **overrides):

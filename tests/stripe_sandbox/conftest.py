@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import requests
 import stripe
-from sandbox_helpers import API_KEY, WebhookReceiver
 
 from stripe_sandbox.server import StripeSandbox
+from tests.stripe_sandbox.helpers import API_KEY, WebhookReceiver
 
 REFERENCE_SHAPES = Path(__file__).resolve().parent.parent.parent / "stripe_sandbox" / "reference_shapes.json"
 
