@@ -14,8 +14,9 @@ from django.utils import timezone
 from crm.models import Activity, Client, Onboarding, Payment, Service
 from provisioning.models import Workspace
 from stripe_events.models import StripeWebhookJob
-from tests.conftest import run_with_commit_hooks, staff_user
 from tests.factories import ClientFactory, ServiceFactory
+from tests.support.pipeline import run_with_commit_hooks
+from tests.support.staff import staff_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 

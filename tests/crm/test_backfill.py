@@ -23,8 +23,8 @@ from crm.backfill import BackfillError, RateLimiter, RetryPolicy, onboarding_bac
 from crm.models import Activity, BackfillRun, Client, Onboarding, Payment
 from crm.services.staff import welcome_email_resend
 from provisioning.models import Workspace
-from tests.conftest import run_queued_tasks, stripe_timeout
 from tests.factories import ServiceFactory
+from tests.support.pipeline import run_queued_tasks, stripe_timeout
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 

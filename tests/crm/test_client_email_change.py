@@ -10,8 +10,9 @@ from django.core.exceptions import ValidationError
 from crm.models import Activity, Client, Onboarding
 from crm.services.client_email import client_email_change
 from crm.services.staff import welcome_email_resend
-from tests.conftest import run_queued_tasks, run_with_commit_hooks, staff_user
 from tests.factories import ClientFactory
+from tests.support.pipeline import run_queued_tasks, run_with_commit_hooks
+from tests.support.staff import staff_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("service", "anymail_outbox")]
 

@@ -6,7 +6,7 @@ import io
 import pytest
 
 from core.spreadsheet import FORMULA_TRIGGERS, spreadsheet_safe
-from tests.conftest import staff_user
+from tests.support.staff import staff_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("service", "anymail_outbox")]
 

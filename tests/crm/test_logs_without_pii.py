@@ -5,8 +5,8 @@ import logging
 import pytest
 
 from crm.models import Onboarding
-from tests.conftest import staff_user
 from tests.fakes.esp import FakePostmark
+from tests.support.staff import staff_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("service")]
 

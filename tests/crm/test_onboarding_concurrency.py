@@ -13,7 +13,7 @@ from provisioning.models import Workspace
 from stripe_events.models import StripeWebhookJob
 from stripe_events.webhook_endpoints import webhook_endpoint_register
 from stripe_events.webhook_jobs import webhook_job_run
-from tests.conftest import (
+from tests.support.pipeline import (
     WEBHOOK_SECRET,
     deliver_concurrently,
     in_own_connection,

@@ -25,7 +25,7 @@ from crm.models import Activity, Client, Onboarding, ReconciliationRun
 from provisioning.models import Workspace
 from stripe_events.models import StripeWebhookJob
 from stripe_events.webhook_jobs import MAX_ATTEMPTS
-from tests.conftest import run_queued_tasks
+from tests.support.pipeline import run_queued_tasks
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 

@@ -6,8 +6,9 @@ from django.core import mail
 from crm.models import Activity, Client, Onboarding
 from crm.services.staff import onboarding_approve
 from provisioning.models import Workspace
-from tests.conftest import run_queued_tasks, run_with_commit_hooks, staff_user
 from tests.factories import ServiceFactory
+from tests.support.pipeline import run_queued_tasks, run_with_commit_hooks
+from tests.support.staff import staff_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 

@@ -15,7 +15,7 @@ from djstripe.models import Event, Session
 
 from crm.backfill import onboarding_backfill
 from crm.models import Client, Onboarding
-from tests.conftest import run_queued_tasks
+from tests.support.pipeline import run_queued_tasks
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 

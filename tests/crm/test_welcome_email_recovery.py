@@ -13,8 +13,9 @@ from crm.models import Client, Onboarding, Service
 from crm.reconcile import Fix, reconciliation_run
 from crm.services.emails import welcome_email_send
 from crm.services.staff import onboarding_approve, welcome_email_resend
-from tests.conftest import STAFF_PASSWORD, run_queued_tasks, run_with_commit_hooks, staff_user
 from tests.factories import ClientFactory
+from tests.support.pipeline import run_queued_tasks, run_with_commit_hooks
+from tests.support.staff import STAFF_PASSWORD, staff_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("service", "anymail_outbox")]
 

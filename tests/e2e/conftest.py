@@ -14,7 +14,7 @@ import requests
 
 from stripe_events.webhook_endpoints import webhook_endpoint_register
 from stripe_sandbox.signing import sign_payload
-from tests.conftest import CHECKOUT_DEFAULTS, WEBHOOK_SECRET
+from tests.support.pipeline import CHECKOUT_DEFAULTS, WEBHOOK_SECRET
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]

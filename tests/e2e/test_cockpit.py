@@ -10,8 +10,9 @@ from django.core import mail
 from playwright.sync_api import Page, expect
 
 from crm.models import Onboarding
-from tests.conftest import STAFF_PASSWORD, run_queued_tasks, staff_user
 from tests.factories import ServiceFactory
+from tests.support.pipeline import run_queued_tasks
+from tests.support.staff import STAFF_PASSWORD, staff_user
 
 pytestmark = [
     pytest.mark.browser,

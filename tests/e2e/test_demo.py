@@ -15,9 +15,8 @@ from djstripe.models import WebhookEventTrigger
 
 from crm.models import Onboarding
 from stripe_events.models import StripeWebhookJob
-from tests.processes import free_port, read_until
+from tests.support.processes import ROOT, free_port, read_until
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 

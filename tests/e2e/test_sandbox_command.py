@@ -5,13 +5,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.processes import free_port, read_until
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.processes import ROOT, free_port, read_until
 
 
 @pytest.mark.parametrize("delay", [0, 0.001, 0.01, 0.03, 0.1])

@@ -10,7 +10,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from crm.models import Client
 from provisioning.models import PortalPasswordResetRequest
-from tests.conftest import STAFF_PASSWORD, staff_user
+from tests.support.staff import STAFF_PASSWORD, staff_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 
@@ -155,7 +155,7 @@ def test_superusers_need_two_factor_and_support_does_not(client, otp_on):
 
 
 def test_two_factor_is_required_by_default_in_production():
-    from tests.onboarding_project.test_settings import PRODUCTION, manage
+    from tests.support.processes import PRODUCTION, manage
 
     result = manage(
         "shell", "-c", "from django.conf import settings; print(settings.STAFF_OTP_REQUIRED)", env=PRODUCTION

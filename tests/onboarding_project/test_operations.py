@@ -12,8 +12,8 @@ from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 from django_q.tasks import async_task
 
-from tests.conftest import run_queued_tasks
-from tests.onboarding_project.test_settings import PRODUCTION, ROOT, manage
+from tests.support.pipeline import run_queued_tasks
+from tests.support.processes import PRODUCTION, ROOT, manage
 
 pytestmark = pytest.mark.django_db
 

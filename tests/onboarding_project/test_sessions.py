@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
-from tests.conftest import STAFF_PASSWORD, staff_user
+from tests.support.staff import STAFF_PASSWORD, staff_user
 
 pytestmark = pytest.mark.django_db
 

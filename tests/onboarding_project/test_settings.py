@@ -1,27 +1,8 @@
 """Production settings: refuse to start without secrets, and pass `check --deploy`."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PRODUCTION = {
-    "DJANGO_DEBUG": "0",
-    "DJANGO_SECRET_KEY": "x" * 20 + "-production-like-secret-key-0123456789",
-    "STRIPE_TEST_SECRET_KEY": "sk_test_" + "a" * 30,
-    "DJANGO_ALLOWED_HOSTS": "app.example.com",
-    "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
-}
-
-
-def manage(*args: str, env: dict) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "STRIPE_", "EMAIL_"))}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True
-    )
+from tests.support.processes import PRODUCTION, manage
 
 
 def test_production_settings_pass_check_deploy():

@@ -6,7 +6,7 @@ from django.urls import Resolver404, resolve
 from djstripe.admin.views import ConfirmCustomAction
 from djstripe.models import Customer
 
-from tests.conftest import staff_user
+from tests.support.staff import staff_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 

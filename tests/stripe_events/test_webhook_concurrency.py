@@ -11,7 +11,7 @@ from djstripe.models import Event, WebhookEventTrigger
 from stripe_events.models import StripeWebhookJob
 from stripe_events.webhook_endpoints import webhook_endpoint_register
 from stripe_events.webhook_jobs import webhook_job_run
-from tests.conftest import WEBHOOK_SECRET, deliver_concurrently, in_own_connection, paid_event_body
+from tests.support.pipeline import WEBHOOK_SECRET, deliver_concurrently, in_own_connection, paid_event_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,7 +12,7 @@ from stripe_events.models import StripeWebhookJob
 from stripe_events.views import StripeWebhookView
 from stripe_events.webhook_jobs import MAX_ATTEMPTS, webhook_job_retry_now, webhook_job_run
 from stripe_sandbox.signing import sign_payload
-from tests.conftest import run_queued_tasks, signed_post, stripe_timeout
+from tests.support.pipeline import run_queued_tasks, signed_post, stripe_timeout
 
 pytestmark = pytest.mark.django_db
 

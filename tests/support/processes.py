@@ -4,7 +4,9 @@ import os
 import select
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -33,3 +35,21 @@ def read_until(proc: subprocess.Popen, text: str, timeout: float) -> str:
         f"{text!r} not printed within {timeout:.0f} s (exit {proc.poll()}):\n{decoded[-6000:]}"
     )
     return decoded
+
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION = {
+    "DJANGO_DEBUG": "0",
+    "DJANGO_SECRET_KEY": "x" * 20 + "-production-like-secret-key-0123456789",
+    "STRIPE_TEST_SECRET_KEY": "sk_test_" + "a" * 30,
+    "DJANGO_ALLOWED_HOSTS": "app.example.com",
+    "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
+}
+
+
+def manage(*args: str, env: dict) -> subprocess.CompletedProcess:
+    """`manage.py` in a fresh process with only `env`'s DJANGO_/STRIPE_/EMAIL_ variables."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "STRIPE_", "EMAIL_"))}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True
+    )
