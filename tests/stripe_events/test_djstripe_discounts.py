@@ -2,13 +2,11 @@
 
 Since dahlia a discount's coupon sits under `discount.source`; dj-stripe 2.11's Customer sync read
 `discount.coupon` and raised (stripe_events/djstripe_compat.py). The shapes come from Stripe's OpenAPI
-fixtures for that version (tests/stripe_events/fixtures/dahlia_discount_shapes.json); a test fills in the ids
-that tie them together.
+fixtures for that version, the sandbox's one copy (stripe_sandbox/reference_shapes.json, read through
+stripe_sandbox.shapes.template); a test fills in the ids that tie them together.
 """
 
 import copy
-import json
-from pathlib import Path
 
 import pytest
 import stripe
@@ -16,29 +14,25 @@ from djstripe.models import Customer, Discount, Event, Invoice, Session, Subscri
 
 from crm.models import Client, Onboarding, Payment
 from stripe_events.models import StripeWebhookJob
+from stripe_sandbox.shapes import template
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 
-SHAPES = json.loads((Path(__file__).parent / "fixtures" / "dahlia_discount_shapes.json").read_text())
-CUSTOMER_ID = SHAPES["customer"]["id"]  # the customer the reference subscription and invoice name
-COUPON_ID = SHAPES["coupon"]["id"]
-PROMOTION_CODE_ID = SHAPES["promotion_code"]["id"]
-
-
-def shape(name: str) -> dict:
-    return copy.deepcopy(SHAPES[name])
+CUSTOMER_ID = template("customer")["id"]  # the customer the reference subscription and invoice name
+COUPON_ID = template("coupon")["id"]
+PROMOTION_CODE_ID = template("promotion_code")["id"]
 
 
 def dahlia_discount(*, coupon=COUPON_ID, **fields) -> dict:
     """A discount as Stripe returns it in dahlia: the coupon (an id unless expanded) under `source`."""
-    discount = shape("discount")
+    discount = template("discount")
     discount["source"] = {"coupon": coupon, "type": "coupon"}
     discount.update({"customer": CUSTOMER_ID, "promotion_code": PROMOTION_CODE_ID, **fields})
     return discount
 
 
 def customer_with(discount: dict | None, **fields) -> dict:
-    customer = shape("customer")
+    customer = template("customer")
     customer.update(id=CUSTOMER_ID, discount=discount, **fields)
     return customer
 
@@ -47,7 +41,7 @@ def customer_with(discount: dict | None, **fields) -> dict:
 
 
 @pytest.mark.parametrize(
-    "coupon", [COUPON_ID, shape("coupon")], ids=["coupon id (default)", "coupon expanded"]
+    "coupon", [COUPON_ID, template("coupon")], ids=["coupon id (default)", "coupon expanded"]
 )
 def test_customer_with_a_dahlia_discount_syncs(sandbox, coupon):
     sandbox.reset_request_counts()
@@ -75,10 +69,10 @@ def test_customer_with_a_dahlia_discount_syncs_again_on_update(sandbox):
 def test_subscription_and_invoice_with_dahlia_discounts_sync(sandbox):
     """Guard (passes without the patch): these syncs never read `discount.coupon`."""
     Customer.sync_from_stripe_data(customer_with(None))
-    subscription = shape("subscription")
+    subscription = template("subscription")
     subscription["items"]["data"] = []  # its price placeholders name no real price
     subscription["discounts"] = [dahlia_discount(subscription=subscription["id"])]
-    invoice = shape("invoice")
+    invoice = template("invoice")
     invoice["lines"]["data"] = []
     invoice["discounts"] = [dahlia_discount(id="di_invoice", invoice=invoice["id"])]
 

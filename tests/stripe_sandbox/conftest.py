@@ -7,10 +7,11 @@ import pytest
 import requests
 import stripe
 
+from stripe_sandbox import shapes
 from stripe_sandbox.server import StripeSandbox
 from tests.stripe_sandbox.helpers import API_KEY, WebhookReceiver
 
-REFERENCE_SHAPES = Path(__file__).resolve().parent.parent.parent / "stripe_sandbox" / "reference_shapes.json"
+REFERENCE_SHAPES = Path(shapes.__file__).with_name("reference_shapes.json")
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +46,7 @@ def raw(sandbox):
 
 @pytest.fixture(scope="session")
 def reference_shapes():
+    """The one copy of Stripe's reference shapes, the file the sandbox builds its objects from."""
     return json.loads(REFERENCE_SHAPES.read_text())
 
 
