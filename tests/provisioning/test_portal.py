@@ -113,7 +113,12 @@ def test_expired_set_password_link_is_refused_with_what_to_do(client, db, settin
     assert "/portal/login/" in response.text
 
 
-def test_login_with_email_in_any_case_shows_workspace_services_and_amounts(client, ada):
+def test_login_with_email_in_any_case_shows_workspace_services_and_amounts(client, ada, bob):
+    logo = Service.objects.create(service_id="logo-design", name="Logo design")
+    Onboarding.objects.create(checkout_session_id="cs_test_bob", client=bob, service=logo)
+    bobs_workspace = workspace_create(bob, logo)
+    payment_create(bob, logo, amount=77777, currency="usd")
+
     response = client.post("/portal/login/", {"username": "  Ada@Example.COM ", "password": PASSWORD})
 
     assert response.status_code == 302
@@ -127,6 +132,9 @@ def test_login_with_email_in_any_case_shows_workspace_services_and_amounts(clien
     assert "$123.45" in home.text
     assert "¥1,234" in home.text
     assert "¥1,234.00" not in home.text
+    # Another client's workspaces, services and payments never show.
+    assert bobs_workspace.url not in home.text and bob.workspaces.first().url not in home.text
+    assert "Logo design" not in home.text and "$777.77" not in home.text
 
 
 def test_login_form_labels_the_username_as_email(client, db):
