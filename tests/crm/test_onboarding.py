@@ -229,3 +229,26 @@ def test_welcome_email_templates_can_be_overridden_per_service(pipeline, service
     assert care.body.startswith("Care plan welcome for Carla: http://testserver/portal/set-password/")
     assert "Care plan welcome" in care.alternatives[0][0]
     assert seo.body.startswith("Hello Sam,") and "SEO audit" in seo.body  # the default template
+
+
+def test_a_service_without_a_welcome_email_onboards_with_the_email_step_skipped(pipeline):
+    ServiceFactory(send_welcome_email=False)
+    pipeline.pay_and_process()
+
+    onboarding = Onboarding.objects.get()
+    assert (onboarding.status, onboarding.email_status) == (Status.ONBOARDED, Onboarding.StepStatus.SKIPPED)
+    assert onboarding.workspace_status == Onboarding.StepStatus.DONE
+    assert not mail.outbox and Workspace.objects.count() == 1
+
+
+def test_a_service_without_a_workspace_onboards_with_the_workspace_step_skipped(pipeline):
+    ServiceFactory(provision_workspace=False)
+    pipeline.pay_and_process()
+
+    onboarding = Onboarding.objects.get()
+    assert (onboarding.status, onboarding.workspace_status) == (
+        Status.ONBOARDED,
+        Onboarding.StepStatus.SKIPPED,
+    )
+    assert onboarding.email_status == Onboarding.StepStatus.DONE
+    assert len(mail.outbox) == 1 and not Workspace.objects.exists()

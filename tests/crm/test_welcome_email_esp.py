@@ -4,8 +4,12 @@ import pytest
 from django_q.models import Schedule
 
 from crm.models import Onboarding
+from crm.services.client_email import client_email_change
 from crm.services.emails import welcome_email_send
+from crm.services.staff import onboarding_approve
 from tests.fakes.esp import FakePostmark
+from tests.support.pipeline import run_queued_tasks, run_with_commit_hooks
+from tests.support.staff import staff_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("service")]
 
@@ -55,6 +59,25 @@ def test_refused_recipient_holds_the_onboarding_for_review(pipeline, postmark):
     )
     assert "bounce@example.com" in onboarding.held_detail
     assert not Schedule.objects.filter(func="crm.tasks.welcome_email_run").exists()
+
+
+def test_staff_fix_a_refused_address_and_approve_then_the_email_goes_to_the_new_one(pipeline, postmark):
+    postmark.refuse("ada@exmaple.com")
+    pipeline.pay_and_process(email="ada@exmaple.com")  # a typo the provider refuses
+    onboarding = Onboarding.objects.get()
+    assert onboarding.held_reason == Onboarding.HeldReason.EMAIL_REFUSED
+    operations = staff_user("Operations")
+
+    run_with_commit_hooks(
+        client_email_change, client=onboarding.client, email="ada@example.com", actor=operations
+    )
+    run_with_commit_hooks(onboarding_approve, onboarding=onboarding, actor=operations)
+    run_queued_tasks()
+
+    onboarding.refresh_from_db()
+    assert (onboarding.status, onboarding.email_status) == (Onboarding.Status.ONBOARDED, Step.DONE)
+    assert [message["to"] for message in postmark.messages] == [["ada@example.com"]]
+    assert onboarding.email_message_id == postmark.messages[0]["message_id"]
 
 
 def test_email_gives_up_after_max_attempts(pipeline, postmark):
