@@ -10,6 +10,7 @@ from stripe_events.webhook_endpoints import webhook_endpoint_register
 from stripe_sandbox.server import StripeSandbox
 from tests.factories import ServiceFactory
 from tests.support.pipeline import WEBHOOK_SECRET, Pipeline
+from tests.support.postmark import Postmark
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +55,12 @@ def webhook_endpoint(db):
 @pytest.fixture
 def pipeline(sandbox, webhook_endpoint, client):
     return Pipeline(sandbox, webhook_endpoint, client)
+
+
+@pytest.fixture
+def postmark(httpserver, settings):
+    """Postmark at the network edge (tests/support/postmark.py), sent to by Anymail's real backend."""
+    fake = Postmark(httpserver)
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+    settings.ANYMAIL = fake.anymail_settings
+    return fake

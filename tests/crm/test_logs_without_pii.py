@@ -5,20 +5,11 @@ import logging
 import pytest
 
 from crm.models import Onboarding
-from tests.fakes.esp import FakePostmark
 from tests.support.staff import staff_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("service")]
 
 EMAIL, NAME = "private.person@example.com", "Private Person"
-
-
-@pytest.fixture
-def postmark(settings):
-    with FakePostmark() as fake:
-        settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
-        settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "test-token", "POSTMARK_API_URL": fake.url}
-        yield fake
 
 
 def test_a_whole_onboarding_with_a_hold_a_retry_and_a_refusal_logs_no_email_or_name(
