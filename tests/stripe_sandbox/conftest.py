@@ -51,7 +51,5 @@ def reference_shapes():
 
 
 @pytest.fixture
-def receiver():
-    webhook_receiver = WebhookReceiver()
-    yield webhook_receiver
-    webhook_receiver.close()
+def receiver(httpserver):
+    return WebhookReceiver(httpserver)

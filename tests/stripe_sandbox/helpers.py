@@ -1,40 +1,26 @@
 """Constants and a webhook receiver shared by the sandbox tests."""
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 API_KEY = "sk_test_sandbox0000000000000000000000"
 LIVE_KEY = "sk_live_sandbox0000000000000000000000"
 
 
 class WebhookReceiver:
-    """A tiny local HTTP endpoint that records webhook deliveries."""
+    """A webhook endpoint on pytest-httpserver that records deliveries and answers `status`."""
 
-    def __init__(self, status: int = 200):
+    PATH = "/stripe/webhook/"
+
+    def __init__(self, server: HTTPServer, status: int = 200):
         self.status = status
         self.deliveries: list[dict] = []
-        receiver = self
+        self.url = server.url_for(self.PATH)
+        server.expect_request(self.PATH, method="POST").respond_with_handler(self._record)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"])).decode("utf-8")
-                receiver.deliveries.append({"headers": dict(self.headers), "body": body})
-                reply = b'{"received": true}'
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args):
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/stripe/webhook/"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self._server.shutdown()
-        self._server.server_close()
+    def _record(self, request: Request) -> Response:
+        self.deliveries.append({"headers": dict(request.headers), "body": request.get_data(as_text=True)})
+        return Response('{"received": true}', status=self.status, content_type="application/json")
 
 
 def event_types(sandbox, event_ids):
