@@ -12,7 +12,13 @@ from django.utils import timezone
 from crm.models import Onboarding, Payment
 from crm.selectors.dashboard import dashboard_figures, human_duration, percentile
 from stripe_events.models import StripeWebhookJob
-from tests.factories import ClientFactory, ServiceFactory
+from tests.factories import (
+    ClientFactory,
+    OnboardingFactory,
+    PaymentFactory,
+    ServiceFactory,
+    StripeWebhookJobFactory,
+)
 
 Status = Onboarding.Status
 Step = Onboarding.StepStatus
@@ -25,7 +31,7 @@ def paid(at, *, service, amount=10000, currency="usd", client=None, onboarding=N
     """A recorded Payment and, unless told otherwise, its onboarding (status and times in fields)."""
     session_id = f"cs_test_dash_{next(sessions)}"
     client = client or ClientFactory(currency=currency)
-    payment = Payment.objects.create(
+    payment = PaymentFactory(
         client=client,
         service=service,
         checkout_session_id=session_id,
@@ -39,9 +45,7 @@ def paid(at, *, service, amount=10000, currency="usd", client=None, onboarding=N
 
 
 def onboarding_create(session_id=None, **fields) -> Onboarding:
-    return Onboarding.objects.create(
-        checkout_session_id=session_id or f"cs_test_dash_{next(sessions)}", **fields
-    )
+    return OnboardingFactory(checkout_session_id=session_id or f"cs_test_dash_{next(sessions)}", **fields)
 
 
 def held(at, **fields) -> Onboarding:
@@ -196,16 +200,12 @@ def test_percentile_interpolates_like_percentile_cont():
 
 
 def test_queues_link_to_filtered_changelists(admin_client, seeded):
-    Onboarding.objects.create(
-        checkout_session_id="cs_test_email_retry", status=Status.IN_PROGRESS, email_status=Step.RETRYING
-    )
-    Onboarding.objects.create(
-        checkout_session_id="cs_test_email_failed", status=Status.FAILED, email_status=Step.FAILED
-    )
+    OnboardingFactory(status=Status.IN_PROGRESS, email_status=Step.RETRYING)
+    OnboardingFactory(status=Status.FAILED, email_status=Step.FAILED)
     job_status = StripeWebhookJob.Status
     jobs = [job_status.FAILED, job_status.FAILED, job_status.RETRYING, job_status.SUCCEEDED]
     for n, status in enumerate(jobs):
-        job_create(f"evt_dash_{n}", status)
+        StripeWebhookJobFactory(event_id=f"evt_dash_{n}", status=status)
 
     response = admin_client.get("/admin/")
 
@@ -227,15 +227,6 @@ def test_queues_link_to_filtered_changelists(admin_client, seeded):
     assert f'<a href="{jobs_url}?status__exact=failed">Stripe webhooks failed</a>' in html
     assert admin_client.get(f"{onboardings}?status__exact=failed").status_code == 200
     assert admin_client.get(f"{jobs_url}?status__exact=failed").status_code == 200
-
-
-def job_create(event_id: str, status: str) -> StripeWebhookJob:
-    from djstripe.models import WebhookEventTrigger
-
-    trigger = WebhookEventTrigger.objects.create(remote_ip="127.0.0.1", body="{}", headers={})
-    return StripeWebhookJob.objects.create(
-        trigger=trigger, event_id=event_id, event_type="checkout.session.completed", status=status
-    )
 
 
 def test_revenue_chart_has_a_bar_per_week_and_service(services):

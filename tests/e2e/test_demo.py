@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from djstripe.models import WebhookEventTrigger
 
 from crm.models import Onboarding
 from stripe_events.models import StripeWebhookJob
+from tests.factories import StripeWebhookJobFactory
 from tests.support.processes import ROOT, free_port, read_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -66,10 +66,7 @@ def test_demo_onboards_then_stopping_it_leaves_no_process(tmp_path, stop):
         "EMAIL_FILE_PATH": str(tmp_path / "mail"),
         "PYTHONUNBUFFERED": "1",
     }
-    earlier = WebhookEventTrigger.objects.create(remote_ip="127.0.0.1", body="{}", headers={})
-    StripeWebhookJob.objects.create(
-        trigger=earlier, event_id="evt_earlier_run", event_type="checkout.session.completed", status="failed"
-    )
+    StripeWebhookJobFactory(event_id="evt_earlier_run", status=StripeWebhookJob.Status.FAILED)
     # Its own process group, like a terminal's foreground job: Ctrl-C signals the whole group.
     demo = subprocess.Popen(
         [sys.executable, "manage.py", "demo", "--port", str(free_port()), "--sandbox-port", str(free_port())],

@@ -8,8 +8,8 @@ from django.core import mail
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from crm.models import Client
 from provisioning.models import PortalPasswordResetRequest
+from tests.factories import ClientFactory, UserFactory
 from tests.support.staff import STAFF_PASSWORD, staff_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
@@ -19,8 +19,8 @@ CLIENT_PASSWORD = "a-long-client-pw-42"
 
 @pytest.fixture
 def ada(db):
-    user = User.objects.create_user("ada@example.com", email="ada@example.com", password=CLIENT_PASSWORD)
-    Client.objects.create(email="ada@example.com", name="Ada", user=user)
+    user = UserFactory(username="ada@example.com", password=CLIENT_PASSWORD)
+    ClientFactory(email="ada@example.com", name="Ada", user=user)
     return user
 
 
@@ -96,8 +96,7 @@ def test_forgot_password_is_rate_limited_per_address_and_per_ip(client, ada, set
     assert len(mail.outbox) == settings.PORTAL_RESET_LIMIT_PER_EMAIL
 
     settings.PORTAL_RESET_LIMIT_PER_IP = PortalPasswordResetRequest.objects.count()
-    other = User.objects.create_user("grace@example.com", email="grace@example.com", password=CLIENT_PASSWORD)
-    Client.objects.create(email="grace@example.com", user=other)
+    ClientFactory(email="grace@example.com", user=UserFactory(username="grace@example.com"))
     forgot(client, "grace@example.com")  # a new address, but this IP is over its limit
     assert len(mail.outbox) == settings.PORTAL_RESET_LIMIT_PER_EMAIL
 

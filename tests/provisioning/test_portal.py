@@ -4,67 +4,58 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 
-from crm.models import Client, Onboarding, Payment, Service
+from crm.models import Client, Service
 from provisioning.links import set_password_url
 from provisioning.models import Workspace
+from tests.factories import (
+    ClientFactory,
+    OnboardingFactory,
+    PaymentFactory,
+    ServiceFactory,
+    UserFactory,
+    WorkspaceFactory,
+)
 
 PASSWORD = "correct-horse-battery-staple"
 NEW_PASSWORD = "a-much-longer-new-secret-42"
+PAID_AT = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def portal_user_create(email: str, *, password: str | None = PASSWORD) -> AbstractUser:
-    user = get_user_model().objects.create_user(username=email, email=email, password=password)
-    if password is None:
-        user.set_unusable_password()  # how the welcome email creates portal users
-        user.save()
-    return user
-
-
-def client_create(email: str, *, user: AbstractUser | None = None, **fields) -> Client:
-    return Client.objects.create(email=email, name=fields.pop("name", "Ada"), user=user, **fields)
+    """A portal login; password=None leaves it unusable, as the welcome email creates them."""
+    return UserFactory(username=email, password=password)
 
 
 def workspace_create(client: Client, service: Service) -> Workspace:
-    workspace = Workspace.objects.create(client=client, service=service, status=Workspace.Status.READY)
+    """A ready workspace whose URL is its portal page."""
+    workspace = WorkspaceFactory(client=client, service=service, status=Workspace.Status.READY)
     workspace.url = f"http://testserver/portal/workspaces/{workspace.id}/"
     workspace.save(update_fields=["url"])
     return workspace
 
 
-def payment_create(client: Client, service: Service, *, amount: int, currency: str) -> Payment:
-    return Payment.objects.create(
-        client=client,
-        service=service,
-        checkout_session_id=f"cs_test_{Payment.objects.count() + 1}",
-        amount=amount,
-        currency=currency,
-        paid_at=datetime(2026, 11, 1, tzinfo=UTC),
-    )
-
-
 @pytest.fixture
 def seo(db) -> Service:
-    return Service.objects.create(service_id="seo-audit", name="SEO audit")
+    return ServiceFactory(service_id="seo-audit", name="SEO audit")
 
 
 @pytest.fixture
 def ada(seo) -> Client:
     """A client with a ready workspace and two payments."""
-    client = client_create("ada@example.com", user=portal_user_create("ada@example.com"))
-    translation = Service.objects.create(service_id="translation", name="Japanese translation")
-    Onboarding.objects.create(checkout_session_id="cs_test_ada", client=client, service=seo)
+    client = ClientFactory(email="ada@example.com", name="Ada", user=portal_user_create("ada@example.com"))
+    translation = ServiceFactory(service_id="translation", name="Japanese translation")
+    OnboardingFactory(client=client, service=seo)
     workspace_create(client, seo)
-    payment_create(client, seo, amount=12345, currency="usd")
-    payment_create(client, translation, amount=1234, currency="jpy")
+    PaymentFactory(client=client, service=seo, amount=12345, currency="usd", paid_at=PAID_AT)
+    PaymentFactory(client=client, service=translation, amount=1234, currency="jpy", paid_at=PAID_AT)
     return client
 
 
 @pytest.fixture
 def bob(seo) -> Client:
-    client = client_create("bob@example.com", name="Bob", user=portal_user_create("bob@example.com"))
+    client = ClientFactory(email="bob@example.com", name="Bob", user=portal_user_create("bob@example.com"))
     workspace_create(client, seo)
     return client
 
@@ -76,7 +67,7 @@ def relative(url: str, settings) -> str:
 
 def test_set_password_link_works_once_and_signs_the_client_in(client, db, settings):
     user = portal_user_create("new@example.com", password=None)
-    client_create("new@example.com", user=user)
+    ClientFactory(email="new@example.com", user=user)
     link = relative(set_password_url(user), settings)
 
     form_page = client.get(link, follow=True)
@@ -114,10 +105,10 @@ def test_expired_set_password_link_is_refused_with_what_to_do(client, db, settin
 
 
 def test_login_with_email_in_any_case_shows_workspace_services_and_amounts(client, ada, bob):
-    logo = Service.objects.create(service_id="logo-design", name="Logo design")
-    Onboarding.objects.create(checkout_session_id="cs_test_bob", client=bob, service=logo)
+    logo = ServiceFactory(service_id="logo-design", name="Logo design")
+    OnboardingFactory(client=bob, service=logo)
     bobs_workspace = workspace_create(bob, logo)
-    payment_create(bob, logo, amount=77777, currency="usd")
+    PaymentFactory(client=bob, service=logo, amount=77777, currency="usd")
 
     response = client.post("/portal/login/", {"username": "  Ada@Example.COM ", "password": PASSWORD})
 

@@ -14,6 +14,7 @@ from crm.services.workspace_step import workspace_step_requeue, workspace_step_r
 from crm.tasks import workspace_step_run as workspace_step_task
 from provisioning.backends import ProvisionResult
 from provisioning.models import Workspace
+from tests.factories import ClientFactory, OnboardingFactory, ServiceFactory
 
 Step = Onboarding.StepStatus
 
@@ -39,29 +40,23 @@ def dotted(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def service_create(**fields) -> Service:
-    return Service.objects.create(**{"service_id": "seo-audit", "name": "SEO audit", **fields})
-
-
-def client_create(**fields) -> Client:
-    return Client.objects.create(**{"email": "ada@example.com", "name": "Ada", "currency": "usd", **fields})
-
-
 def onboarding_create(*, client: Client, service: Service, **fields) -> Onboarding:
+    """An onboarding whose email is sent and whose workspace step is queued."""
     defaults = {
-        "checkout_session_id": f"cs_test_{Onboarding.objects.count() + 1}",
         "status": Onboarding.Status.IN_PROGRESS,
         "email_status": Step.DONE,
         "workspace_status": Step.PENDING,
         "amount": 12345,
         "currency": "usd",
     }
-    return Onboarding.objects.create(client=client, service=service, **{**defaults, **fields})
+    return OnboardingFactory(client=client, service=service, **{**defaults, **fields})
 
 
 @pytest.fixture
 def onboarding(db) -> Onboarding:
-    return onboarding_create(client=client_create(), service=service_create())
+    return onboarding_create(
+        client=ClientFactory(), service=ServiceFactory(service_id="seo-audit", name="SEO audit")
+    )
 
 
 def test_provisions_one_ready_workspace_and_marks_step_done(onboarding, settings):
@@ -234,7 +229,7 @@ def run_concurrently(*calls) -> list:
 @pytest.mark.parametrize("backend", ["provisioning.backends.LocalBackend", dotted(SlowBackend)])
 def test_concurrent_onboardings_of_one_client_and_service_share_one_workspace(settings, caplog, backend):
     settings.PROVISIONING_BACKEND = backend
-    client, service = client_create(), service_create()
+    client, service = ClientFactory(), ServiceFactory(service_id="seo-audit", name="SEO audit")
     first = onboarding_create(client=client, service=service)
     second = onboarding_create(client=client, service=service)
 
