@@ -101,21 +101,33 @@ def parse_args():
 # --- the ESP at the network edge ----------------------------------------------------------------------
 
 
-def drill_postmark():
-    """The fake Postmark, with two knobs: a delay before answering, and an outage until a time."""
-    from tests.fakes.esp import FakePostmark
+def postmark_token() -> str:
+    from tests.support.postmark import SERVER_TOKEN
 
-    class DrillPostmark(FakePostmark):
+    return SERVER_TOKEN
+
+
+def drill_postmark():
+    """The fake Postmark (tests/support/postmark.py on a standalone pytest-httpserver), with two knobs:
+    a delay before answering, and an outage until a time."""
+    import threading
+
+    from pytest_httpserver import HTTPServer
+
+    from tests.support.postmark import Postmark, answer
+
+    class DrillPostmark(Postmark):
         delay = 0.0
         down_until = 0.0
         in_flight = 0
         outage_answers = 0
+        _lock = threading.Lock()
 
-        def _handle(self, method, path, headers, raw):
+        def _email(self, request):
             if time.monotonic() < self.down_until:
                 with self._lock:
                     self.outage_answers += 1
-                return 503, {"ErrorCode": 503, "Message": "drill: the provider is down"}
+                return answer(503, {"ErrorCode": 503, "Message": "drill: the provider is down"})
             if self.delay:
                 with self._lock:
                     self.in_flight += 1
@@ -124,13 +136,15 @@ def drill_postmark():
                 finally:
                     with self._lock:
                         self.in_flight -= 1
-            return super()._handle(method, path, headers, raw)
+            return super()._email(request)
 
-    fake = DrillPostmark()
-    fake.start()
-    # A worker killed mid-send leaves the fake writing to a closed socket: expected, not news.
-    fake._server.handle_error = lambda request, client_address: None
-    return fake
+        def stop(self) -> None:
+            self.server.clear()
+            self.server.stop()
+
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    return DrillPostmark(server)
 
 
 # --- the harness -----------------------------------------------------------------------------------------
@@ -736,7 +750,7 @@ def main() -> int:
         "STRIPE_API_HOST": sandbox_url,
         "SITE_URL": "http://127.0.0.1",
         "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
-        "ANYMAIL_POSTMARK_SERVER_TOKEN": "drill-token",
+        "ANYMAIL_POSTMARK_SERVER_TOKEN": postmark_token(),  # what the fake Postmark accepts
         "ANYMAIL_POSTMARK_API_URL": esp.url,
         "PROVISIONING_BACKEND": "bench.drill_backend.SlowLocalBackend",
         "DRILL_PROVISION_DELAY_FILE": str(children.dir / "provision-delay"),

@@ -23,7 +23,7 @@ Stripe request per customer sync. For a dahlia-shaped discount the hook now runs
 discount; everything else it does (payment sources, pending relations) is unchanged, and so is a
 discount in the older shape (with `coupon`). The customer's row still holds the whole discount
 in `stripe_data`, as Stripe sent it. Subscription, Invoice and Checkout Session syncs were checked
-with dahlia discounts and need nothing (tests/test_djstripe_discounts.py).
+with dahlia discounts and need nothing (tests/stripe_events/test_djstripe_discounts.py).
 """
 
 from functools import wraps

@@ -1,0 +1,144 @@
+"""Offboarding and reactivation: a cancelled subscription, a full refund or a lost dispute suspends
+the service's workspace; a new payment resumes it; staff can offboard, reactivate, keep active."""
+
+import pytest
+
+from crm.models import Activity, Client
+from crm.services.lifecycle import client_keep_active, client_offboard, client_reactivate
+from provisioning.models import Workspace
+from tests.factories import ServiceFactory
+from tests.support.money import DAY, T0, assert_matches_sandbox, deliver_shuffled, undelivered
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
+
+Life = Client.LifecycleStatus
+WS = Workspace.Status
+
+
+@pytest.fixture
+def retainer(db):
+    return ServiceFactory(service_id="retainer", name="Monthly retainer")
+
+
+def events_of(checkout) -> list[str]:
+    return [event["id"] for event in checkout["events"]]
+
+
+def lifecycle(email="ada@example.com"):
+    client = Client.objects.get(email=email)
+    return client.lifecycle_status, Workspace.objects.get(client=client).status
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_cancelled_subscription_offboards_and_a_new_checkout_reactivates(pipeline, retainer, seed):
+    sandbox = pipeline.sandbox
+    checkout = pipeline.checkout(
+        service_id="retainer", amount=50000, currency="eur", mode="subscription", created=T0
+    )
+    events = events_of(checkout)
+    events += undelivered(
+        sandbox.cancel_subscription(checkout["session"]["subscription"], created=T0 + 5 * DAY, deliver=False)
+    )
+
+    deliver_shuffled(pipeline, events, seed=seed)
+
+    assert lifecycle() == (Life.CHURNED, WS.SUSPENDED)
+    client = Client.objects.get()
+    assert "cancelled" in client.lifecycle_reason
+    summaries = set(Activity.objects.filter(client=client).values_list("summary", flat=True))
+    assert {
+        "Subscription cancelled",
+        "Client churned",
+        "Workspace for Monthly retainer suspended",
+    } <= summaries
+
+    again = pipeline.checkout(
+        service_id="retainer", amount=50000, currency="eur", mode="subscription", created=T0 + 9 * DAY
+    )
+    deliver_shuffled(pipeline, events_of(again), seed=seed)
+    assert lifecycle() == (Life.ACTIVE, WS.READY)
+    assert Activity.objects.filter(client=client, summary="Workspace for Monthly retainer resumed").exists()
+    assert_matches_sandbox(sandbox)
+
+
+def test_full_refund_offboards_and_the_portal_shows_the_workspace_suspended(pipeline, service, client):
+    sandbox = pipeline.sandbox
+    checkout = pipeline.checkout(amount=10000, currency="usd", created=T0)
+    events = events_of(checkout)
+    events += undelivered(
+        sandbox.refund(checkout["session"]["id"], amount=4000, created=T0 + DAY, deliver=False)
+    )
+    events += undelivered(sandbox.refund(checkout["session"]["id"], created=T0 + 2 * DAY, deliver=False))
+
+    deliver_shuffled(pipeline, events, seed=3)
+
+    assert lifecycle() == (Life.CHURNED, WS.SUSPENDED)
+    ada = Client.objects.get()
+    assert ada.invoiced_value == 0 and "fully refunded" in ada.lifecycle_reason
+    assert_matches_sandbox(sandbox)
+    client.force_login(ada.user)
+    assert "Suspended" in client.get("/portal/").content.decode()
+    workspace = Workspace.objects.get()
+    assert "suspended" in client.get(f"/portal/workspaces/{workspace.id}/").content.decode()
+
+
+def test_lost_dispute_offboards(pipeline, service):
+    sandbox = pipeline.sandbox
+    checkout = pipeline.checkout(amount=10000, currency="usd", created=T0)
+    events = events_of(checkout)
+    events += undelivered(
+        sandbox.dispute(checkout["session"]["id"], outcome="lost", created=T0 + DAY, deliver=False)
+    )
+    deliver_shuffled(pipeline, events, seed=4)
+    assert lifecycle() == (Life.CHURNED, WS.SUSPENDED)
+    assert "lost" in Client.objects.get().lifecycle_reason
+
+
+def test_kept_active_client_is_not_offboarded_by_a_full_refund(pipeline, service):
+    sandbox = pipeline.sandbox
+    pipeline.pay_and_process(amount=10000, currency="usd", created=T0)
+    ada = Client.objects.get()
+    client_keep_active(client_id=ada.id)
+    refund = sandbox.refund(
+        pipeline.sandbox.store.all("checkout.session")[0]["id"], created=T0 + DAY, deliver=False
+    )
+    deliver_shuffled(pipeline, undelivered(refund), seed=5)
+    assert lifecycle() == (Life.ACTIVE, WS.READY)
+    assert Client.objects.get().invoiced_value == 0
+
+
+def test_staff_offboard_and_reactivate_by_hand(pipeline, service):
+    pipeline.pay_and_process(amount=10000, currency="usd", created=T0)
+    ada = Client.objects.get()
+
+    client_offboard(client_id=ada.id, reason="Asked to leave")
+    pipeline.work()
+    assert lifecycle() == (Life.CHURNED, WS.SUSPENDED)
+
+    client_reactivate(client_id=ada.id)
+    pipeline.work()
+    assert lifecycle() == (Life.ACTIVE, WS.READY)
+    staff_lines = Activity.objects.filter(client=ada, kind="staff").values_list("summary", flat=True)
+    assert list(staff_lines) == ["Offboarded by staff", "Reactivated by staff"]
+
+
+def test_new_payment_reactivates_a_client_staff_offboarded(pipeline, service):
+    pipeline.pay_and_process(amount=10000, currency="usd", created=T0)
+    ada = Client.objects.get()
+    client_offboard(client_id=ada.id)
+    pipeline.work()
+    pipeline.pay_and_process(amount=5000, currency="usd", created=T0 + DAY)
+    assert lifecycle() == (Life.ACTIVE, WS.READY)
+
+
+def test_staff_reactivation_after_a_full_refund_keeps_the_client_active(pipeline, service):
+    sandbox = pipeline.sandbox
+    checkout = pipeline.pay_and_process(amount=10000, currency="usd", created=T0)
+    deliver_shuffled(
+        pipeline, undelivered(sandbox.refund(checkout["session"]["id"], created=T0 + DAY, deliver=False))
+    )
+    assert lifecycle() == (Life.CHURNED, WS.SUSPENDED)
+    client_reactivate(client_id=Client.objects.get().id)
+    pipeline.work()
+    assert lifecycle() == (Life.ACTIVE, WS.READY)
+    assert Client.objects.get().keep_active

@@ -1,1 +1,0 @@
-"""In-process fakes of third-party services, speaking their real wire protocols."""

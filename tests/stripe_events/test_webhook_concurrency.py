@@ -1,0 +1,54 @@
+"""Duplicate deliveries at once, on PostgreSQL: no 500, no IntegrityError, the receiver's effect once."""
+
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.core import mail
+from django.db import connection
+from djstripe.models import Event, WebhookEventTrigger
+
+from crm.models import Activity, Client, Onboarding, Payment
+from provisioning.models import Workspace
+from stripe_events.models import StripeWebhookJob
+from stripe_events.webhook_endpoints import webhook_endpoint_register
+from stripe_events.webhook_jobs import webhook_job_run
+from tests.support.pipeline import (
+    WEBHOOK_SECRET,
+    deliver_concurrently,
+    in_own_connection,
+    paid_event_body,
+    run_queued_tasks,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrency is tested on PostgreSQL")
+def test_same_event_delivered_20_times_concurrently_is_processed_once(
+    live_server, sandbox, service, anymail_outbox, caplog
+):
+    caplog.set_level(logging.INFO)
+    endpoint, _ = webhook_endpoint_register(secret=WEBHOOK_SECRET, base_url=live_server.url)
+    body = paid_event_body(sandbox)
+    event_id = json.loads(body)["id"]
+    assert deliver_concurrently(endpoint.url, body, times=20) == [200] * 20
+    assert WebhookEventTrigger.objects.filter(valid=True).count() == 20
+
+    job_ids = list(StripeWebhookJob.objects.values_list("id", flat=True))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda job_id: in_own_connection(webhook_job_run, job_id=job_id), job_ids))
+
+    assert results == ["succeeded"] * 20
+    assert Event.objects.filter(id=event_id).count() == 1
+    assert WebhookEventTrigger.objects.filter(processed=True).count() == 20
+    assert "IntegrityError" not in caplog.text
+    # One Event is dj-stripe's unique id; what our receiver did must also have happened once.
+    run_queued_tasks()
+    assert (Client.objects.count(), Payment.objects.count(), Onboarding.objects.count()) == (1, 1, 1)
+    assert len(mail.outbox) == 1 and Workspace.objects.count() == 1
+    assert Client.objects.get().invoiced_value == 1000
+    assert Onboarding.objects.get().status == Onboarding.Status.ONBOARDED
+    # One event delivered 20 times is one line on the client's timeline.
+    assert Activity.objects.filter(summary=f"Stripe checkout.session.completed ({event_id})").count() == 1
