@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -22,3 +23,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("portal/", include("provisioning.urls")),
 ]
+if settings.EMAIL_TRACKING_WEBHOOKS:
+    # Anymail's webhooks, /anymail/<esp>/tracking/, behind ANYMAIL_WEBHOOK_SECRET's basic auth.
+    urlpatterns.append(path("anymail/", include("anymail.urls")))
