@@ -326,3 +326,32 @@ def test_wrong_basic_auth_is_refused_and_nothing_recorded(pipeline, postmark, cl
     onboarding.refresh_from_db()
     assert (onboarding.status, onboarding.email_delivery) == (Status.ONBOARDED, Delivery.SENT)
     assert timeline(onboarding) == lines
+
+
+def test_a_bounce_shows_on_the_onboarding_and_client_pages_and_the_dashboard(
+    pipeline, postmark, client, admin_client
+):
+    onboarding = onboarded(pipeline, postmark)
+    post_tracking(client, postmark_event("bounce", message_id=onboarding.email_message_id))
+    onboarding.refresh_from_db()
+    assert onboarding.status == Onboarding.Status.HELD
+
+    page = admin_client.get(f"/admin/crm/onboarding/{onboarding.id}/change/").content.decode()
+    assert "Bounced" in page
+    assert 'id="email-reports"' in page
+    assert "550 5.1.1 The email account that you tried to reach does not exist" in page
+
+    page = admin_client.get(f"/admin/crm/client/{onboarding.client_id}/change/").content.decode()
+    summary = page.split('id="welcome-email-delivery"')[1].split("</dd>")[0]
+    assert "Bounced" in summary and "5.1.1" in summary
+
+    listing = admin_client.get("/admin/crm/onboarding/?email_delivery__exact=bounced").content.decode()
+    assert onboarding.checkout_session_id in listing
+
+    dashboard = admin_client.get("/admin/").context["dashboard"]
+    row = next(row for row in dashboard["count_rows"] if row["key"] == "email_bounced")
+    assert row["values"] == [1, 1, 1]
+    queue = next(q for q in dashboard["queues"] if q.label == "Welcome emails bounced")
+    assert queue.count == 1
+    assert queue.url == "/admin/crm/heldonboarding/?held_reason__exact=email_bounced"
+    assert onboarding.checkout_session_id in admin_client.get(queue.url).content.decode()

@@ -141,7 +141,9 @@ def email_events_apply_pending(*, onboarding: Onboarding) -> int:
             EmailEvent.objects.filter(id=event.id).update(onboarding=onboarding)
             event.onboarding = onboarding
             email_event_timeline(event, onboarding=onboarding)
-        onboarding = Onboarding.objects.select_for_update(of=("self",)).select_related("client").get(id=onboarding.id)
+        onboarding = (
+            Onboarding.objects.select_for_update(of=("self",)).select_related("client").get(id=onboarding.id)
+        )
         email_event_apply(event, onboarding=onboarding)
         applied += 1
     return applied
