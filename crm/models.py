@@ -140,6 +140,7 @@ class Onboarding(models.Model):
         CURRENCY_MISMATCH = "currency_mismatch", "Currency differs from the client's"
         EMAIL_REFUSED = "email_refused", "Welcome email refused"
         EMAIL_LOGIN_CONFLICT = "email_login_conflict", "Email belongs to another login"
+        EMAIL_BOUNCED = "email_bounced", "Welcome email bounced"
 
     class StepStatus(models.TextChoices):
         NOT_STARTED = "not_started", "Not started"
@@ -150,6 +151,17 @@ class Onboarding(models.Model):
         SKIPPED = "skipped", "Skipped"
         FAILED = "failed", "Failed"
         REFUSED = "refused", "Refused by recipient"
+
+    class EmailDelivery(models.TextChoices):
+        """What the ESP's tracking webhooks last said about the current welcome email."""
+
+        SENT = "sent", "Sent, no report yet"
+        DEFERRED = "deferred", "Deferred (ESP retrying)"
+        DELIVERED = "delivered", "Delivered"
+        BOUNCED = "bounced", "Bounced"
+        REJECTED = "rejected", "Rejected by the ESP"
+        COMPLAINED = "complained", "Marked as spam"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
 
     class Source(models.TextChoices):
         CHECKOUT = "checkout", "Checkout Session"
@@ -188,6 +200,14 @@ class Onboarding(models.Model):
     email_resends = models.PositiveIntegerField(
         default=0, help_text="Resends staff asked for; part of the email's stable Message-ID"
     )
+    email_delivery = models.CharField(
+        max_length=12,
+        choices=EmailDelivery.choices,
+        blank=True,
+        help_text="From the ESP's tracking webhooks, for the current send",
+    )
+    email_delivery_at = models.DateTimeField(null=True, blank=True, help_text="When the ESP reported it")
+    email_delivery_detail = models.TextField(blank=True, help_text="The ESP's reason for a bad end")
 
     workspace_status = models.CharField(
         max_length=12, choices=StepStatus.choices, default=StepStatus.NOT_STARTED
@@ -213,6 +233,8 @@ class Onboarding(models.Model):
             # The dashboard's queue links: email / workspace steps waiting to retry or failed.
             models.Index(fields=["email_status", "created"], name="onboarding_email_status_idx"),
             models.Index(fields=["workspace_status", "created"], name="onboarding_workspace_st_idx"),
+            # The dashboard's bounce counts per window.
+            models.Index(fields=["email_delivery", "email_delivery_at"], name="onboarding_email_deliv_idx"),
             # The dashboard's per-window counts (crm/selectors/dashboard.py).
             models.Index(fields=["paid_at"], name="onboarding_paid_at_idx"),
             models.Index(fields=["onboarded_at"], name="onboarding_onboarded_at_idx"),
@@ -277,6 +299,48 @@ class Activity(models.Model):
 
     def __str__(self) -> str:
         return self.summary
+
+
+class EmailEvent(models.Model):
+    """One tracking event from the ESP (Anymail's normalised form), recorded once.
+
+    Deduplicated by the ESP's event id, or by (message, type, time) for ESPs that give none. An
+    event whose message id matches no recorded send yet waits unlinked and unapplied; recording the
+    send applies it (crm.services.email_tracking).
+    """
+
+    onboarding = models.ForeignKey(
+        Onboarding, null=True, blank=True, on_delete=models.CASCADE, related_name="email_events"
+    )
+    esp = models.CharField(max_length=40)
+    event_id = models.CharField(max_length=255, blank=True)
+    message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    event_type = models.CharField(max_length=20)
+    timestamp = models.DateTimeField(null=True, blank=True)
+    recipient = models.CharField(max_length=254, blank=True)
+    reject_reason = models.CharField(max_length=20, blank=True)
+    description = models.TextField(blank=True)
+    mta_response = models.TextField(blank=True)
+    applied = models.BooleanField(
+        default=False, help_text="Taken into the onboarding's delivery status (or found not to apply)"
+    )
+    received = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["received", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["esp", "event_id"], condition=~models.Q(event_id=""), name="email_event_once_by_id"
+            ),
+            models.UniqueConstraint(
+                fields=["esp", "message_id", "event_type", "timestamp"],
+                condition=models.Q(event_id=""),
+                name="email_event_once_without_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.esp} {self.event_type} {self.message_id}"
 
 
 class ReconciliationRun(models.Model):

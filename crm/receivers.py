@@ -1,5 +1,7 @@
 """Thin receivers at the boundary with dj-stripe: pull the session id out, call one service.
 
+Anymail's tracking signal has its own module, email_tracking_receivers, connected from here.
+
 Connected in CrmConfig.ready(), after dj-stripe's own handlers (djstripe is earlier in
 INSTALLED_APPS), so the Checkout Session has been re-retrieved from Stripe and synced by then.
 """
@@ -13,6 +15,7 @@ from provisioning.signals import workspace_changed
 from stripe_events.models import StripeWebhookJob
 from stripe_events.signals import webhook_job_failed, webhook_job_requeued
 
+from . import email_tracking_receivers  # noqa: F401 - importing connects Anymail's tracking receiver
 from .models import StaffAlert
 from .services.alerts import admin_url, staff_alert_raise
 from .services.onboarding import onboarding_sync_from_session

@@ -20,6 +20,11 @@ COUNT_ROWS = (
     ("onboarded", "Onboarded", "Reached “onboarded” in the window"),
     ("held", "Held for review", "Paid in the window and held for review now"),
     ("failed", "Failed", "Paid in the window and failed now"),
+    (
+        "email_bounced",
+        "Welcome emails bounced",
+        "Bounced, rejected, spam or unsubscribed, reported in the window",
+    ),
 )
 
 
@@ -96,6 +101,19 @@ class OnboardingAdminSite(admin.AdminSite):
                 "Welcome emails failed",
                 counts["email_failed"],
                 self.changelist_url(request, *onboardings, email_status__exact="failed"),
+            ),
+            Queue(
+                "Welcome emails bounced",
+                counts["email_bounced"],
+                self.changelist_url(
+                    request,
+                    "crm_heldonboarding_changelist",
+                    "crm.view_heldonboarding",
+                    held_reason__exact="email_bounced",
+                )
+                or self.changelist_url(
+                    request, *onboardings, status__exact="held", held_reason__exact="email_bounced"
+                ),
             ),
             Queue(
                 "Workspaces failed",

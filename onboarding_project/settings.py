@@ -248,6 +248,13 @@ if not DEBUG and EMAIL_BACKEND in LOCAL_EMAIL_BACKENDS and not env_bool("EMAIL_A
 ANYMAIL = {
     name.removeprefix("ANYMAIL_"): value for name, value in os.environ.items() if name.startswith("ANYMAIL_")
 }
+# Tracking webhooks (/anymail/<esp>/tracking/) report delivered, bounced, opened…; their only
+# protection is HTTP basic auth with ANYMAIL_WEBHOOK_SECRET ("user:password"). Anymail accepts
+# unauthenticated posts when it is unset (with a warning), and a forged bounce would hold an
+# onboarding, so outside DEBUG the webhooks are only mounted when the secret is set (urls.py).
+if ANYMAIL.get("WEBHOOK_SECRET") and ":" not in ANYMAIL["WEBHOOK_SECRET"]:
+    raise ImproperlyConfigured("ANYMAIL_WEBHOOK_SECRET must be user:password (HTTP basic auth).")
+EMAIL_TRACKING_WEBHOOKS = DEBUG or bool(ANYMAIL.get("WEBHOOK_SECRET"))
 
 # --- Task queue (django-q2) --------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -24,3 +25,6 @@ urlpatterns = [
     path("portal/", include("provisioning.urls")),
     path("provisioning/callback/", provisioning_callback, name="provisioning-callback"),
 ]
+if settings.EMAIL_TRACKING_WEBHOOKS:
+    # Anymail's webhooks, /anymail/<esp>/tracking/, behind ANYMAIL_WEBHOOK_SECRET's basic auth.
+    urlpatterns.append(path("anymail/", include("anymail.urls")))

@@ -37,7 +37,15 @@ class PaymentInline(ReadOnlyInline):
 
 class OnboardingInline(ReadOnlyInline):
     model = Onboarding
-    fields = ["checkout_session_id", "service", "status", "held_reason", "email_status", "workspace_status"]
+    fields = [
+        "checkout_session_id",
+        "service",
+        "status",
+        "held_reason",
+        "email_status",
+        "email_delivery",
+        "workspace_status",
+    ]
     select_related_fields = ["service"]
 
 

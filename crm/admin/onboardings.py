@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.db.models import QuerySet
+from django.utils.html import format_html, format_html_join
 
 from ..models import HeldOnboarding, Onboarding, Service
 from ..selectors.search import onboarding_search
@@ -13,6 +14,7 @@ from ..services import staff
 from .common import CurrencyFilter, PipelineRecordAdmin, StaffActionsMixin
 
 Status = Onboarding.Status
+EMAIL_REPORT_COLUMNS = ("When", "ESP", "Event", "Recipient", "Message", "Reason")
 
 
 class ApprovalFields(forms.Form):
@@ -87,6 +89,7 @@ class OnboardingAdmin(OnboardingActionsMixin, PipelineRecordAdmin):
         "status",
         "held_reason",
         "email_status",
+        "email_delivery",
         "workspace_status",
         "created",
     ]
@@ -97,15 +100,40 @@ class OnboardingAdmin(OnboardingActionsMixin, PipelineRecordAdmin):
         "service",
         CurrencyFilter,
         "email_status",
+        "email_delivery",
         "workspace_status",
         "created",
     ]
     # Shows the search box; get_search_results does the search (Stripe ids exact, email prefix).
     search_fields = ["checkout_session_id", "payment_intent_id", "stripe_customer_id", "customer_email"]
     search_help_text = "Checkout Session, payment intent or customer id (exact), or the start of an email."
-    readonly_fields = [f.name for f in Onboarding._meta.fields]
+    readonly_fields = [*(f.name for f in Onboarding._meta.fields), "email_reports"]
     actions = ["approve", "reject", "resend_welcome_email", "retry_provisioning"]
     search = staticmethod(onboarding_search)
+
+    @admin.display(description="Email provider's reports")
+    def email_reports(self, obj: Onboarding) -> str:
+        """Every tracking event the ESP sent about this onboarding's welcome emails, in one query."""
+        events = obj.email_events.order_by("timestamp", "id") if obj.pk else []
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    e.timestamp or e.received,
+                    e.esp,
+                    e.event_type,
+                    e.recipient,
+                    e.message_id + ("" if e.message_id == obj.email_message_id else " (earlier send)"),
+                    " — ".join(part for part in (e.description, e.mta_response) if part),
+                )
+                for e in events
+            ),
+        )
+        if not rows:
+            return "None yet"
+        head = format_html_join("", "<th>{}</th>", ((h,) for h in EMAIL_REPORT_COLUMNS))
+        return format_html('<table id="email-reports"><tr>{}</tr>{}</table>', head, rows)
 
 
 @admin.register(HeldOnboarding)

@@ -20,6 +20,9 @@ from ..models import Onboarding, Payment
 
 Status = Onboarding.Status
 Step = Onboarding.StepStatus
+Delivery = Onboarding.EmailDelivery
+# Welcome emails that did not arrive (the ESP's tracking webhooks said so).
+BOUNCED = (Delivery.BOUNCED, Delivery.REJECTED, Delivery.COMPLAINED, Delivery.UNSUBSCRIBED)
 JobStatus = StripeWebhookJob.Status
 
 # The windows the counts are given for, as (key, label); "today" starts at local midnight.
@@ -68,10 +71,10 @@ class WeeklyRevenue:
 
 @dataclass(frozen=True)
 class DashboardFigures:
-    # paid, onboarded, held, failed → counts per window (see dashboard_figures for what each means).
+    # paid, onboarded, held, failed, email_bounced → counts per window (see dashboard_figures).
     counts: dict[str, WindowCounts]
     # What waits for staff now, whatever its age: held, failed, email_retrying, email_failed,
-    # workspace_failed, webhook_retrying, webhook_failed.
+    # email_bounced, workspace_failed, webhook_retrying, webhook_failed.
     queues: dict[str, int]
     # Payment → onboarded over the last 30 days; None when nothing was onboarded.
     duration_p50: timedelta | None
@@ -94,6 +97,9 @@ def dashboard_figures(*, now: datetime) -> DashboardFigures:
     - onboarded: onboardings that reached ONBOARDED in the window (by onboarded_at).
     - held / failed: onboardings paid in the window (by paid_at, else created) that are held for
       review / failed now.
+    - email_bounced: onboardings whose current welcome email the ESP reported bounced, rejected,
+      complained about or unsubscribed in the window (by email_delivery_at); a resend that went
+      out since no longer counts.
     """
     starts = window_starts(now)
     onboarding_counts, queues = onboarding_aggregates(starts=starts, now=now)
@@ -106,6 +112,7 @@ def dashboard_figures(*, now: datetime) -> DashboardFigures:
         "onboarded": WindowCounts(**onboarding_counts["onboarded"]),
         "held": WindowCounts(**onboarding_counts["held"]),
         "failed": WindowCounts(**onboarding_counts["failed"]),
+        "email_bounced": WindowCounts(**onboarding_counts["email_bounced"]),
     }
     p50, p95, counted = onboarding_duration_percentiles(since=now - timedelta(days=DURATION_DAYS), now=now)
     return DashboardFigures(
@@ -154,11 +161,18 @@ def onboarding_aggregates(
         cells[f"onboarded__{key}"] = Count("id", filter=Q(onboarded_at__gte=start, onboarded_at__lte=now))
         cells[f"held__{key}"] = Count("id", filter=cohort & Q(status=Status.HELD))
         cells[f"failed__{key}"] = Count("id", filter=cohort & Q(status=Status.FAILED))
+        cells[f"email_bounced__{key}"] = Count(
+            "id",
+            filter=Q(email_delivery__in=BOUNCED, email_delivery_at__gte=start, email_delivery_at__lte=now),
+        )
     queue_cells = {
         "held": Count("id", filter=Q(status=Status.HELD)),
         "failed": Count("id", filter=Q(status=Status.FAILED)),
         "email_retrying": Count("id", filter=Q(email_status=Step.RETRYING)),
         "email_failed": Count("id", filter=Q(email_status=Step.FAILED)),
+        "email_bounced": Count(
+            "id", filter=Q(status=Status.HELD, held_reason=Onboarding.HeldReason.EMAIL_BOUNCED)
+        ),
         "workspace_failed": Count("id", filter=Q(workspace_status=Step.FAILED)),
     }
     # Only rows that can count anywhere: in a window, or in a queue. Each condition has an index,
@@ -171,6 +185,7 @@ def onboarding_aggregates(
         | Q(status__in=[Status.HELD, Status.FAILED])
         | Q(email_status__in=[Step.RETRYING, Step.FAILED])
         | Q(workspace_status=Step.FAILED)
+        | Q(email_delivery__in=BOUNCED, email_delivery_at__gte=oldest)
     )
     row = Onboarding.objects.filter(relevant).aggregate(
         **cells, **{f"queue__{k}": v for k, v in queue_cells.items()}

@@ -15,12 +15,14 @@ from django.db.models import F, Q, QuerySet
 from django.template.loader import render_to_string, select_template
 from django.utils import timezone
 
+from core.locks import lock_name_for_transaction
 from core.queue import enqueue_transactionally
 from core.retry import abandoned_before, max_attempts, retry_schedule
 from provisioning.links import portal_url, set_password_url
 
 from ..models import Client, Onboarding, StaffAlert
 from .activity import Kind, activity_record
+from .email_tracking import email_events_apply_pending
 from .onboarding import EMAIL_TASK, onboarding_alert, onboarding_finish_if_done
 
 logger = logging.getLogger(__name__)
@@ -148,20 +150,32 @@ def _this_claim(onboarding: Onboarding) -> QuerySet[Onboarding]:
 def welcome_email_record_sent(onboarding: Onboarding, *, message: EmailMultiAlternatives) -> str:
     """Record the send and the ESP's message id (Anymail backends set anymail_status)."""
     anymail_status = getattr(message, "anymail_status", None)
-    _this_claim(onboarding).update(
-        email_status=Step.DONE,
-        email_sent_at=timezone.now(),
-        email_message_id=(anymail_status.message_id if anymail_status else None) or "",
-        email_last_error="",
-        updated=timezone.now(),
-    )
-    logger.info("Welcome email for onboarding %s sent", onboarding.id)
-    activity_record(
-        kind=Kind.EMAIL,
-        summary=f"Welcome email sent to {onboarding_client(onboarding).email}",
-        detail=f"Subject: {message.subject}",
-        onboarding=onboarding,
-    )
+    message_id = (anymail_status.message_id if anymail_status else None) or ""
+    with transaction.atomic():
+        # Serialised with tracking events for this message id, so none slips between the two.
+        if message_id:
+            lock_name_for_transaction(f"email-message:{message_id}")
+        recorded = _this_claim(onboarding).update(
+            email_status=Step.DONE,
+            email_sent_at=timezone.now(),
+            email_message_id=message_id,
+            email_last_error="",
+            email_delivery=Onboarding.EmailDelivery.SENT,
+            email_delivery_at=timezone.now(),
+            email_delivery_detail="",
+            updated=timezone.now(),
+        )
+        logger.info("Welcome email for onboarding %s sent", onboarding.id)
+        activity_record(
+            kind=Kind.EMAIL,
+            summary=f"Welcome email sent to {onboarding_client(onboarding).email}",
+            detail=f"Subject: {message.subject}",
+            onboarding=onboarding,
+        )
+        if recorded:
+            onboarding.email_status, onboarding.email_message_id = Step.DONE, message_id
+            # Tracking events that beat the send here (fast ESPs do) are applied now.
+            email_events_apply_pending(onboarding=onboarding)
     return Step.DONE
 
 

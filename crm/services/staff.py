@@ -28,7 +28,7 @@ Step = Onboarding.StepStatus
 # activate the service, correct the client's currency), after which approval re-checks.
 ACCEPTABLE_ON_APPROVAL = frozenset({Held.CURRENCY_NOT_ALLOWED, Held.LIVEMODE_MISMATCH})
 # Holds over the client's email address: staff fix the address on the client, then approve or resend.
-EMAIL_HOLDS = frozenset({Held.EMAIL_REFUSED, Held.EMAIL_LOGIN_CONFLICT})
+EMAIL_HOLDS = frozenset({Held.EMAIL_REFUSED, Held.EMAIL_LOGIN_CONFLICT, Held.EMAIL_BOUNCED})
 
 
 @transaction.atomic
@@ -46,7 +46,9 @@ def onboarding_approve(
         return f"Nothing to do: {onboarding.checkout_session_id} is not held."
 
     if onboarding.held_reason in EMAIL_HOLDS:
-        # The address was fixed on the client (or the provider's block lifted): send again.
+        # The address was fixed on the client (or the provider's block lifted): send again, as a
+        # new message (a new Message-ID), so the earlier send's late reports are told apart.
+        Onboarding.objects.filter(id=onboarding.id).update(email_resends=F("email_resends") + 1)
         welcome_email_release_hold(onboarding=onboarding)
         activity_record(
             kind=Kind.STAFF,

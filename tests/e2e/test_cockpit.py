@@ -95,7 +95,7 @@ def test_operations_finds_a_client_by_payment_intent_and_approves_a_held_onboard
     expect(page.locator(".messagelist .success")).to_contain_text("Brand New Site")
 
     page.goto(f"{live_server.url}/admin/crm/heldonboarding/")
-    run_action(page, "Approve and resume", "grace@example.com")
+    run_action(page, "Approve and resume (with the service / email given, if any)", "grace@example.com")
     expect(page.locator(".messagelist li")).to_contain_text(f"Approved {grace['id']}: onboarding resumed.")
     expect(page.locator("#result_list")).to_have_count(0)  # the queue is empty now
 
