@@ -15,6 +15,7 @@ from crm.services.emails import welcome_email_send
 from crm.services.staff import onboarding_approve
 from stripe_events.models import StripeWebhookJob
 from stripe_events.webhook_jobs import webhook_job_run
+from tests.support.migrations import migration_code_rerun
 from tests.support.pipeline import run_with_commit_hooks
 
 pytestmark = pytest.mark.django_db
@@ -100,6 +101,7 @@ def test_links_are_absolute_admin_urls(settings):
 
 
 def test_the_flush_runs_every_minute(db):
+    migration_code_rerun("crm", "0013_staff_alerts")
     schedule = Schedule.objects.get(name="Staff alerts")
     assert (schedule.func, schedule.schedule_type, schedule.minutes) == (
         "crm.tasks.staff_alerts_flush",

@@ -9,6 +9,7 @@ from djstripe.models import WebhookEventTrigger
 
 from stripe_events.models import StripeWebhookJob
 from stripe_events.retention import PURGED_NOTE, webhook_triggers_purge
+from tests.support.migrations import migration_code_rerun
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("service", "anymail_outbox")]
 
@@ -47,6 +48,7 @@ def test_a_delivery_whose_job_may_still_run_keeps_its_body(pipeline, settings):
 
 
 def test_the_purge_runs_daily(db):
+    migration_code_rerun("stripe_events", "0002_trigger_purge_schedule")
     assert (
         Schedule.objects.get(name="Purge old webhook bodies").func
         == "stripe_events.tasks.webhook_triggers_purge"
