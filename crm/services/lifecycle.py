@@ -23,9 +23,10 @@ from core.queue import enqueue_transactionally
 from provisioning.lifecycle import workspace_resume, workspace_suspend
 from provisioning.models import Workspace
 
-from ..models import Client, MoneyMovement
+from ..models import Client, MoneyMovement, StaffAlert
 from .activity import Kind as ActivityKind
 from .activity import activity_record
+from .alerts import admin_url, staff_alert_raise
 
 Kind = MoneyMovement.Kind
 Status = Client.LifecycleStatus
@@ -113,8 +114,21 @@ def client_lifecycle_evaluate(*, client_id: int) -> str:
             activity_record(
                 kind=ActivityKind.ONBOARDING, summary=f"Client {label.lower()}", detail=reason, client=client
             )
+            lifecycle_alert(client, status=status, reason=reason, dispute=open_dispute)
     client_workspaces_check(client=client, ended=ended)
     return status
+
+
+def lifecycle_alert(client: Client, *, status: str, reason: str, dispute: MoneyMovement | None) -> None:
+    """Tell staff when a client churns (unless staff offboarded them) or a dispute opens; ids only."""
+    page = admin_url("admin:crm_client_change", client.id)
+    if status == Status.CHURNED and not client.offboarded_by_staff:
+        staff_alert_raise(
+            kind=StaffAlert.Kind.CLIENT_CHURNED, summary=f"Client {client.id} churned: {reason}", url=page
+        )
+    elif status == Status.AT_RISK and dispute is not None:
+        summary = f"Dispute {dispute.stripe_id} opened on client {client.id}'s payment"
+        staff_alert_raise(kind=StaffAlert.Kind.DISPUTE_OPENED, summary=summary, url=page)
 
 
 def client_workspaces_check(*, client: Client, ended: dict[int, str] | None = None) -> bool:

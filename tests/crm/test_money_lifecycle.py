@@ -142,3 +142,37 @@ def test_staff_reactivation_after_a_full_refund_keeps_the_client_active(pipeline
     pipeline.work()
     assert lifecycle() == (Life.ACTIVE, WS.READY)
     assert Client.objects.get().keep_active
+
+
+@pytest.fixture
+def alert_channel(settings):
+    settings.STAFF_ALERT_EMAILS, settings.SLACK_WEBHOOK_URL = ["ops@agency.example"], ""
+
+
+@pytest.mark.usefixtures("alert_channel")
+def test_an_open_dispute_then_its_loss_alert_staff_once_each(pipeline, service):
+    from crm.models import StaffAlert
+
+    sandbox = pipeline.sandbox
+    checkout = pipeline.checkout(amount=10000, currency="usd", created=T0)
+    deliver_shuffled(pipeline, events_of(checkout), seed=1)
+    dispute = sandbox.dispute(checkout["session"]["id"], created=T0 + DAY, deliver=False)
+    deliver_shuffled(pipeline, undelivered(dispute), seed=2)  # opened (each event delivered twice)
+    assert list(StaffAlert.objects.values_list("kind", flat=True)) == [StaffAlert.Kind.DISPUTE_OPENED]
+
+    closed = sandbox.close_dispute(dispute["dispute"]["id"], "lost", created=T0 + 2 * DAY, deliver=False)
+    deliver_shuffled(pipeline, undelivered(closed), seed=3)
+    kinds = list(StaffAlert.objects.order_by("id").values_list("kind", flat=True))
+    assert kinds == [StaffAlert.Kind.DISPUTE_OPENED, StaffAlert.Kind.CLIENT_CHURNED]
+    client = Client.objects.get()
+    assert StaffAlert.objects.last().url.endswith(f"/admin/crm/client/{client.id}/change/")
+
+
+@pytest.mark.usefixtures("alert_channel")
+def test_staff_offboarding_does_not_alert_staff(pipeline, service):
+    from crm.models import StaffAlert
+
+    checkout = pipeline.checkout(amount=10000, currency="usd", created=T0)
+    deliver_shuffled(pipeline, events_of(checkout), seed=1)
+    client_offboard(client_id=Client.objects.get().id, actor=None, reason="asked to stop")
+    assert not StaffAlert.objects.exists()

@@ -17,7 +17,6 @@ from playwright.sync_api import expect
 from crm.models import Onboarding
 from tests.e2e.test_cockpit import log_in, run_action
 from tests.factories import ServiceFactory
-from tests.fakes.esp import FakePostmark
 from tests.support.pipeline import run_queued_tasks
 from tests.support.staff import staff_user
 
@@ -27,15 +26,10 @@ WEBHOOK_SECRET = "postmark:browser-test-secret"
 
 
 @pytest.fixture
-def postmark(settings):
-    with FakePostmark() as fake:
-        settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
-        settings.ANYMAIL = {
-            "POSTMARK_SERVER_TOKEN": "test-token",
-            "POSTMARK_API_URL": fake.url,
-            "WEBHOOK_SECRET": WEBHOOK_SECRET,
-        }
-        yield fake
+def postmark(postmark, settings):
+    """The suite's fake Postmark (tests/support/postmark.py), with the tracking webhooks' secret."""
+    settings.ANYMAIL = {**postmark.anymail_settings, "WEBHOOK_SECRET": WEBHOOK_SECRET}
+    return postmark
 
 
 def postmark_reports(live_server, event: dict) -> None:
