@@ -12,6 +12,7 @@ from django.utils import timezone
 from djstripe.models import Event, WebhookEventTrigger
 
 from core.locks import lock_name_for_transaction
+from core.log_context import log_context_set
 from core.queue import enqueue_transactionally
 from core.retry import abandoned_before, max_attempts, retry_schedule
 
@@ -46,6 +47,7 @@ def webhook_job_run(*, job_id: int) -> str:
         updated=timezone.now(),
     )
     job = StripeWebhookJob.objects.select_related("trigger").get(id=job_id)
+    log_context_set(event_id=job.event_id, job_id=job.id)  # on every line this processing logs
     if not claimed:
         return job.status
 

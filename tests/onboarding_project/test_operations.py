@@ -108,3 +108,24 @@ def test_sentry_is_on_with_a_dsn_and_never_sends_personal_data():
     env = {**PRODUCTION, "SENTRY_DSN": "http://public@127.0.0.1:9/1"}
     result = manage("shell", "-c", script, env=env)
     assert result.stdout.strip().splitlines()[-1] == "True False", result.stderr
+
+
+def test_a_webhook_jobs_log_lines_carry_its_event_and_job_ids(pipeline, service, caplog):
+    import logging
+
+    from core.log_context import LogContextFilter, log_context_clear
+    from stripe_events.models import StripeWebhookJob
+
+    checkout = pipeline.checkout()
+    pipeline.sandbox.set_fault("*", "http_500", should_retry=False)  # so processing logs a failure
+    pipeline.deliver(checkout["events"][0])
+    caplog.handler.addFilter(LogContextFilter())
+    caplog.set_level(logging.WARNING)
+    try:
+        pipeline.work()
+    finally:
+        log_context_clear()
+        pipeline.sandbox.clear_faults()
+    job = StripeWebhookJob.objects.get()
+    [line] = [r for r in caplog.records if r.name == "stripe_events.webhook_jobs"]
+    assert (line.event_id, line.job_id) == (job.event_id, str(job.id))
