@@ -47,7 +47,7 @@ def staff_alerts_flush() -> int:
 # -- Old task paths ------------------------------------------------------------------------------
 # Task messages already queued, and retry schedules, may still name these (migration 0012 renames
 # the schedules). Drop them once no queued or scheduled row can name them: after one release plus
-# the longest retry schedule (a webhook job's 8 attempts, about an hour).
+# the longest retry schedule (RETRY_WINDOW_HOURS, a day by default).
 from stripe_events.tasks import webhook_job_process  # noqa: E402, F401 - was crm.tasks.webhook_job_process
 
 welcome_email_send = welcome_email_run  # was crm.tasks.welcome_email_send (the service's name too)
