@@ -141,7 +141,7 @@ def seed(sandbox_url: str, size: int) -> None:
 
 def measure(size: int, env: dict, children: benchlib.Children) -> dict:
     port = benchlib.free_port()
-    sandbox = children.manage(f"sandbox-{size}", ["stripe_sandbox", "--port", str(port)], env)
+    sandbox = children.sandbox(f"sandbox-{size}", port, env)
     url = f"http://127.0.0.1:{port}"
     try:
         benchlib.wait_http(f"{url}/_sandbox/health", children)

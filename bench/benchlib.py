@@ -173,6 +173,11 @@ class Children:
     def manage(self, name: str, args: list[str], env: dict) -> subprocess.Popen:
         return self.spawn(name, [sys.executable, str(REPO / "manage.py"), *args], env)
 
+    def sandbox(self, name: str, port: int, env: dict) -> subprocess.Popen:
+        """The fake Stripe API: a DEBUG-only app (stripe_sandbox is not installed in production
+        settings), so it runs with DJANGO_DEBUG=1 whatever mode the app under test uses."""
+        return self.manage(name, ["stripe_sandbox", "--port", str(port)], {**env, **DEBUG_ENV})
+
     def check_alive(self) -> None:
         for name, proc, logfile in self.procs:
             if proc.poll() is not None:

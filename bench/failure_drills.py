@@ -796,7 +796,7 @@ def main() -> int:
     fuzz_cases, fuzz_statuses, login_cases, login_statuses = 0, Counter(), 0, Counter()
     try:
         with children:
-            children.manage("sandbox", ["stripe_sandbox", "--port", str(sandbox_port)], env)
+            children.sandbox("sandbox", sandbox_port, env)
             benchlib.wait_http(f"{sandbox_url}/_sandbox/health", children)
             h = Harness(args, children, env, esp, rng)
             h.start_web(1)

@@ -339,7 +339,7 @@ def main() -> int:
     )
 
     with children:
-        children.manage("sandbox", ["stripe_sandbox", "--port", str(sandbox_port)], env)
+        children.sandbox("sandbox", sandbox_port, env)
         children.spawn("gunicorn", benchlib.gunicorn_args(web_port, args.web_workers), env)
         benchlib.wait_http(f"{sandbox_url}/_sandbox/health", children)
         benchlib.wait_http(f"{site_url}/healthz/", children)

@@ -11,12 +11,11 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.processes import ROOT
 
 
 @pytest.mark.django_db(transaction=True)  # the drills' rows are committed by other processes; flushed after
