@@ -16,8 +16,9 @@ from provisioning.models import Workspace
 
 from ..models import Client, Onboarding, Payment
 from ..selectors.clients import client_stripe_links, client_timeline
+from ..selectors.ledger import client_money_by_currency, client_movements, client_settlement_total
 from ..selectors.search import client_search, onboardings_latest
-from ..services import staff
+from ..services import lifecycle, staff
 from ..services.client_email import client_email_change, client_email_conflict
 from ..services.onboarding import normalise_email
 from .common import CurrencyFilter, ReadOnlyInline, StaffActionsMixin
@@ -104,19 +105,67 @@ class ClientAdminForm(forms.ModelForm):
         return email
 
 
+def ledger_rows(client: Client) -> list[dict[str, object]]:
+    """The client's money movements for the client page, oldest first, with what each counts for."""
+    return [
+        {
+            "when": movement.occurred_at,
+            "kind": movement.get_kind_display(),
+            "stripe_id": movement.stripe_id,
+            "service": movement.service,
+            "amount": format_money(movement.amount, movement.currency),
+            "status": movement.status.replace("_", " "),
+            "counts": movement.counts,
+            "settled": (
+                format_money(movement.settlement_net, movement.settlement_currency)
+                if movement.settlement_net is not None
+                else "not available yet"
+            ),
+        }
+        for movement in client_movements(client=client)
+    ]
+
+
+def settlement_row(client: Client) -> dict[str, object]:
+    """What Stripe settled for the client, in the account's settlement currency."""
+    total = client_settlement_total(client=client)
+
+    def money(value: int) -> str:
+        if len(total.currencies) == 1:
+            return format_money(value, total.currencies[0])
+        return "—" if not total.currencies else f"{value} (minor units of {', '.join(total.currencies)})"
+
+    return {"net": money(total.net), "fee": money(total.fee), "unknown": total.unknown}
+
+
 @admin.register(Client)
 class ClientAdmin(StaffActionsMixin, admin.ModelAdmin):
     form = ClientAdminForm
-    list_display = ["email", "name", "ordered_service", "lifetime_value", "latest_onboarding", "created"]
+    list_display = [
+        "email",
+        "name",
+        "ordered_service",
+        "lifetime_value",
+        "lifecycle_status",
+        "latest_onboarding",
+        "created",
+    ]
     list_select_related = ["ordered_service"]
-    list_filter = [OnboardingStatusFilter, HeldReasonFilter, "ordered_service", CurrencyFilter, "created"]
+    list_filter = [
+        "lifecycle_status",
+        OnboardingStatusFilter,
+        HeldReasonFilter,
+        "ordered_service",
+        CurrencyFilter,
+        "created",
+    ]
     search_fields = ["email", "name"]  # see get_search_results: Stripe ids, email prefix, name
     search_help_text = "Email, name, or a Stripe id (cus_…, cs_…, pi_…)."
     fields = ["email", "name", "ordered_service", "invoiced_value", "currency", "stripe_customer_id", "user"]
     readonly_fields = ["invoiced_value", "currency", "stripe_customer_id", "user"]
     raw_id_fields = ["ordered_service"]
     inlines = [PaymentInline, OnboardingInline, WorkspaceInline]
-    actions = ["resend_welcome_email", "retry_provisioning"]
+    actions = ["resend_welcome_email", "retry_provisioning", "offboard", "reactivate", "keep_active"]
     change_form_template = "admin/crm/client/change_form.html"
     change_list_template = "admin/crm/client/change_list.html"
     show_full_result_count = False  # no second COUNT(*) over 100,000 clients on every page
@@ -160,9 +209,17 @@ class ClientAdmin(StaffActionsMixin, admin.ModelAdmin):
                     "name": client.name,
                     "service": client.ordered_service,
                     "lifetime_value": format_money(client.invoiced_value, client.currency),
+                    "lifecycle": client.get_lifecycle_status_display(),
+                    "lifecycle_reason": client.lifecycle_reason,
                     "onboarding": latest,
                 },
                 "timeline": client_timeline(client),
+                "ledger": ledger_rows(client),
+                "ledger_totals": [
+                    {"currency": cur, **{k: format_money(v, cur) for k, v in row.items()}}
+                    for cur, row in sorted(client_money_by_currency(client=client).items())
+                ],
+                "settlement": settlement_row(client),
                 "stripe_links": client_stripe_links(client),
                 "can_add_note": request.user.has_perm("crm.add_activity"),
             }
@@ -225,6 +282,26 @@ class ClientAdmin(StaffActionsMixin, admin.ModelAdmin):
             staff.client_note_add(client=client, actor=request.user, text=text)
             self.message_user(request, "Note added to the timeline.")
         return HttpResponseRedirect(reverse("admin:crm_client_change", args=[pk]))
+
+    @admin.action(description="Offboard (suspend their workspaces)", permissions=["change"])
+    def offboard(self, request, queryset: QuerySet[Client]) -> None:
+        for client in queryset:
+            lifecycle.client_offboard(
+                client_id=client.id, actor=request.user, reason="Offboarded from the admin"
+            )
+        self.report(request, len(queryset), len(queryset), "Offboarded", "")
+
+    @admin.action(description="Reactivate (resume their workspaces)", permissions=["change"])
+    def reactivate(self, request, queryset: QuerySet[Client]) -> None:
+        for client in queryset:
+            lifecycle.client_reactivate(client_id=client.id, actor=request.user)
+        self.report(request, len(queryset), len(queryset), "Reactivated", "")
+
+    @admin.action(description="Keep active despite refunds and disputes", permissions=["change"])
+    def keep_active(self, request, queryset: QuerySet[Client]) -> None:
+        for client in queryset:
+            lifecycle.client_keep_active(client_id=client.id, actor=request.user, keep=True)
+        self.report(request, len(queryset), len(queryset), "Kept active", "")
 
     @admin.action(description="Resend welcome email (fresh link)", permissions=["resend_welcome_email"])
     def resend_welcome_email(self, request, queryset: QuerySet[Client]) -> None:
