@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from stripe_sandbox.checkout_client import SandboxCheckoutError, failed_deliveries, sandbox_checkout_request
+from stripe_sandbox.management.sandbox_command import webhook_target
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:12111"
 CHECKOUT_FLAGS = (
@@ -65,7 +66,7 @@ class Command(BaseCommand):
         sandbox_url = (
             options["sandbox_url"] or getattr(settings, "STRIPE_API_HOST", None) or DEFAULT_SANDBOX_URL
         )
-        webhook_url, webhook_secret = self._webhook_target(options["webhook_url"], options["webhook_secret"])
+        webhook_url, webhook_secret = webhook_target(options["webhook_url"], options["webhook_secret"])
         try:
             result = sandbox_checkout_request(
                 sandbox_url=sandbox_url,
@@ -99,19 +100,3 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{len(failed)} webhook deliveries failed; first response: {failed[0]['body'][:500]}"
             )
-
-    def _webhook_target(self, url, secret):
-        """Use the given URL/secret, else the most recently created djstripe WebhookEndpoint."""
-        if url and secret:
-            return url, secret
-        from djstripe.models import WebhookEndpoint
-
-        endpoint = WebhookEndpoint.objects.order_by("-djstripe_created").first()
-        if endpoint is None:
-            raise CommandError(
-                "No djstripe WebhookEndpoint in the database: create one, "
-                "or pass --webhook-url and --webhook-secret."
-            )
-        if not (secret or endpoint.secret):
-            raise CommandError(f"WebhookEndpoint {endpoint.id} has no secret; pass --webhook-secret.")
-        return url or endpoint.url, secret or endpoint.secret
