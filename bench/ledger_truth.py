@@ -384,7 +384,8 @@ def main() -> int:
         log(f"  crm:     {json.dumps(got, sort_keys=True)}")
         log(f"  sandbox: {json.dumps(want, sort_keys=True)}")
     log(
-        f"\n{len(scenarios)} clients compared with the sandbox ledger: {len(result['mismatches'])} mismatches, "
+        f"\n{len(scenarios)} clients compared with the sandbox ledger: "
+        f"{len(result['mismatches'])} mismatches, "
         f"{result['duplicate_clients']} duplicate clients, {result['stuck']} stuck, "
         f"{result['missing_clients']} missing; onboardings {result['onboarding_statuses']}"
     )
