@@ -2,8 +2,8 @@
 
 import json
 
-import djstripe
 import pytest
+from djstripe.apps import __version__ as djstripe_version
 from djstripe.models import WebhookEventTrigger
 
 from stripe_events.models import StripeWebhookJob
@@ -21,7 +21,7 @@ def test_a_valid_delivery_stores_every_column_the_orm_would(pipeline):
     job = StripeWebhookJob.objects.get()
     assert response.content.decode() == str(trigger.id)
     assert (trigger.valid, trigger.processed, trigger.exception, trigger.traceback) == (True, False, "", "")
-    assert trigger.djstripe_version == djstripe.__version__
+    assert trigger.djstripe_version == djstripe_version
     assert trigger.webhook_endpoint_id == pipeline.endpoint.id
     assert trigger.stripe_trigger_account_id == pipeline.endpoint.djstripe_owner_account_id
     assert trigger.remote_ip == "127.0.0.1"
