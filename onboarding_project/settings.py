@@ -80,6 +80,8 @@ if DEBUG:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Stripe's webhook POSTs skip everything below (staff sessions, auth, OTP, CSRF, axes).
+    "onboarding_project.middleware.StripeWebhookFastPathMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -7,7 +7,8 @@ dj-stripe's record (WebhookEventTrigger) and its signature check (`verify_signat
 endpoint's replay tolerance; never the secret-override header dj-stripe honours under DEBUG),
 adds the checks it lacks (a signature timestamp in the future, a body that is not a Stripe
 event), and hands processing to the worker through a StripeWebhookJob row written in the same
-transaction as the trigger.
+transaction as the trigger (one raw statement for both, stripe_events/ingest.py), with the queued
+task. Staff middleware does not run for this path (onboarding_project/middleware.py).
 """
 
 import json
@@ -20,21 +21,20 @@ from uuid import UUID
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_ipv46_address
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from djstripe.enums import WebhookEndpointStatus
 from djstripe.models import WebhookEndpoint, WebhookEventTrigger
 from djstripe.models.webhooks import get_remote_ip
 from djstripe.views import ProcessWebhookView
 
+from core.queue import enqueue_transactionally
+
+from .ingest import delivery_store, endpoint_for_ingest
 from .models import StripeWebhookJob
-from .webhook_jobs import webhook_job_create
+from .webhook_jobs import PROCESS_TASK
 
 logger = logging.getLogger(__name__)
 
-# What ingest reads of the endpoint. The whole row also holds Stripe's JSON (stripe_data,
-# metadata), whose decoding cost about a sixth of a webhook's CPU (bench/webhook_ingest.py).
-ENDPOINT_FIELDS = ("id", "secret", "status", "djstripe_tolerance", "djstripe_owner_account")
 # A rejected delivery keeps this much of its body (a forged one can be 2.5 MB, Django's limit).
 REJECTED_BODY_CHARS = 10_000
 # Stripe's ids are letters, digits and underscores (dj-stripe's StripeIdField: 255 characters);
@@ -99,7 +99,9 @@ class StripeWebhookView(ProcessWebhookView):  # type: ignore[misc]  # dj-stripe 
             # Like dj-stripe: store nothing for unsigned noise, so it cannot fill the database.
             logger.warning("Stripe webhook without a Stripe-Signature header rejected")
             return HttpResponseBadRequest("Missing Stripe-Signature header.")
-        endpoint = get_object_or_404(WebhookEndpoint.objects.only(*ENDPOINT_FIELDS), djstripe_uuid=uuid)
+        endpoint = endpoint_for_ingest(uuid)
+        if endpoint is None:
+            raise Http404("No webhook endpoint with this id.")
         trigger = trigger_from_request(request, endpoint=endpoint)
 
         problem = None
@@ -124,11 +126,16 @@ class StripeWebhookView(ProcessWebhookView):  # type: ignore[misc]  # dj-stripe 
             status = 410 if endpoint.status == WebhookEndpointStatus.disabled else 400
             return HttpResponse(f"Rejected: {problem}.", status=status, content_type="text/plain")
 
-        trigger.valid = True
-        with transaction.atomic():
-            trigger.save()
-            webhook_job_create(trigger=trigger, event=cast(dict[str, Any], event))  # parsed: no problem
-        return HttpResponse(str(trigger.id))
+        with transaction.atomic():  # trigger, job and queued task: all or nothing
+            trigger_id, job_id = delivery_store(
+                remote_ip=trigger.remote_ip,
+                headers=trigger.headers,
+                body=trigger.body,
+                endpoint=endpoint,
+                event=cast(dict[str, Any], event),  # parsed: no problem
+            )
+            enqueue_transactionally(PROCESS_TASK, job_id)
+        return HttpResponse(str(trigger_id))
 
 
 def rejected_body(body: str, *, size: int) -> str:

@@ -1,0 +1,56 @@
+"""The webhook's lean path: staff middleware skipped, security kept, the rows the ORM would write."""
+
+import json
+
+import pytest
+from djstripe.apps import __version__ as djstripe_version
+from djstripe.models import WebhookEventTrigger
+
+from stripe_events.models import StripeWebhookJob
+from tests.support.pipeline import run_with_commit_hooks, signed_post
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_valid_delivery_stores_every_column_the_orm_would(pipeline):
+    event = pipeline.checkout()["events"][0]
+
+    response = pipeline.deliver(event)
+
+    trigger = WebhookEventTrigger.objects.get()
+    job = StripeWebhookJob.objects.get()
+    assert response.content.decode() == str(trigger.id)
+    assert (trigger.valid, trigger.processed, trigger.exception, trigger.traceback) == (True, False, "", "")
+    assert trigger.djstripe_version == djstripe_version
+    assert trigger.webhook_endpoint_id == pipeline.endpoint.id
+    assert trigger.stripe_trigger_account_id == pipeline.endpoint.djstripe_owner_account_id
+    assert trigger.remote_ip == "127.0.0.1"
+    assert trigger.headers["Stripe-Signature"].startswith("t=")
+    assert trigger.json_body == json.loads(json.dumps(event))
+    assert trigger.created is not None and trigger.created == trigger.updated == job.created == job.updated
+    assert (job.trigger_id, job.event_id, job.event_type) == (trigger.id, event["id"], event["type"])
+    assert (job.status, job.attempts, job.last_error, job.next_attempt_at) == ("queued", 0, "", None)
+
+
+def test_the_webhook_skips_the_staff_session_middleware_but_keeps_security_headers(
+    pipeline, client, django_user_model
+):
+    staff = django_user_model.objects.create_user("ops", password="x" * 20, is_staff=True)
+    client.force_login(staff)
+    # The chain every other request takes: the staff idle timeout refreshes the session cookie.
+    assert "sessionid" in client.get("/healthz/").cookies
+    event = pipeline.checkout()["events"][0]
+
+    response = run_with_commit_hooks(signed_post, client, pipeline.path, json.dumps(event))
+
+    assert response.status_code == 200
+    assert "sessionid" not in response.cookies  # sessions, auth and the timeout did not run
+    assert response.headers["X-Content-Type-Options"] == "nosniff"  # SecurityMiddleware did
+    assert StripeWebhookJob.objects.filter(event_id=event["id"]).count() == 1
+
+
+def test_an_unknown_webhook_path_under_the_prefix_is_a_404(client, db):
+    assert (
+        client.post("/stripe/webhook/not-a-uuid/", data="{}", content_type="application/json").status_code
+        == 404
+    )
