@@ -39,6 +39,7 @@ from tenacity.wait import wait_base
 from core.locks import lock_name_for_transaction
 from stripe_events.stripe_client import stripe_api_key
 
+from .backfill_ledger import LISTINGS, Listing, ledger_counts_new, ledger_object_import
 from .models import BackfillRun, Onboarding
 from .services.onboarding import ASYNC_PAYMENT_FAILED, onboarding_sync_from_session
 
@@ -180,6 +181,7 @@ def counts_new() -> dict:
         "payment_failed": 0,
         "rejected": 0,
         "failed": 0,
+        "ledger": ledger_counts_new(),
     }
 
 
@@ -396,7 +398,28 @@ class _Walk:
     def run_through(self) -> None:
         for session in self.sessions():
             self.handle(session)
+        self.ledger_walk()
         self.stop(RunStatus.COMPLETED, "")
+
+    def ledger_walk(self) -> None:
+        """Paid invoices, refunds and disputes of the window into the ledger, a list request a page."""
+        counts = ledger_counts_new()
+        for listing in LISTINGS:
+            params = {"limit": PAGE_SIZE, "created": {"gte": self.since_ts, "lt": self.end_ts}}
+            for obj in self.listed(listing, {**params, **listing.params}):
+                done = ledger_object_import(listing, obj, api_key=self.api_key, dry_run=self.dry_run)
+                counts[listing.name if done else "failed"] += 1
+        self.run.counts = {**self.run.counts, "ledger": counts}
+
+    def listed(self, listing: Listing, params: dict) -> Iterator:
+        cursor = ""
+        while True:
+            page = self.page_fetch({**params, "starting_after": cursor} if cursor else params, listing)
+            self.run.pages += 1
+            yield from page.data
+            if not page.has_more or not page.data:
+                return
+            cursor = page.data[-1].id
 
     def sessions(self) -> Iterator:
         """Every complete session in the window after the checkpoint, newest first, page by page."""
@@ -415,7 +438,7 @@ class _Walk:
                 return
             cursor = page.data[-1].id
 
-    def page_fetch(self, params: dict):
+    def page_fetch(self, params: dict, listing: Listing | None = None):
         """One list request, retried on 429 (longer), 5xx, connection errors and timeouts.
 
         Two tenacity loops, each with its own budget: the inner one waits out 429s, the outer
@@ -434,17 +457,18 @@ class _Walk:
             before_sleep=_log_retry("Stripe failed a backfill page (%(error)s); retrying in %(wait).1f s"),
         )
         try:
-            return failing(rate_limited, self.page_request, params)
+            return failing(rate_limited, self.page_request, params, listing)
         except RetryError as exc:
             last = exc.last_attempt
             error = last.exception()
             assert error is not None  # tenacity gives up only after an exception
             raise self.page_error(error, last.attempt_number) from error
 
-    def page_request(self, params: dict):
+    def page_request(self, params: dict, listing: Listing | None = None):
         self.limiter.acquire()
         self.run.stripe_requests += 1
-        return stripe.checkout.Session.list(
+        list_call = listing.list_call if listing else stripe.checkout.Session.list
+        return list_call(
             **params,
             api_key=self.api_key,
             stripe_version=djstripe_settings.STRIPE_API_VERSION,

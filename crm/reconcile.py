@@ -6,7 +6,8 @@ Four kinds of gap, each reported with its ids:
 - unfinished onboardings: an email or workspace step stuck or given up, or an onboarding held for staff;
 - failed webhooks: a StripeWebhookJob that gave up, is overdue for its retry, lost its queue message
   or the worker running it;
-- value mismatches: a client whose invoiced_value is not its net in the ledger (crm/ledger.py).
+- value mismatches: a client whose invoiced_value is not its net in the ledger (crm/ledger.py), and
+  a paid invoice, refund or dispute Stripe lists that the ledger lacks or holds in another status.
 
 Repairs go through the same doors as the worker and staff. `Fix.SAFE` (the daily schedule) only
 does what cannot hurt when repeated: it catches up missed events, requeues work that is waiting or
@@ -41,10 +42,17 @@ from stripe_events.webhook_jobs import (
     webhook_job_retry_now,
 )
 
-from .models import Client, Onboarding, ReconciliationRun
+from .backfill_ledger import LISTINGS, Listing, ledger_object_import
+from .models import Client, MoneyMovement, Onboarding, ReconciliationRun
 from .services.activity import Kind, activity_record
 from .services.emails import welcome_email_requeue
-from .services.ledger import client_lock, client_value_recompute, ledger_net_expression
+from .services.ledger import (
+    NO_PAYMENT_REQUIRED,
+    PAID,
+    client_lock,
+    client_value_recompute,
+    ledger_net_expression,
+)
 from .services.onboarding import EMAIL_TASK
 from .services.workspace_step import workspace_step_requeue
 
@@ -195,6 +203,7 @@ def reconciliation_run(
         unfinished_onboardings_reconcile(report=report, fix=fix, stale_before=now - stale_after)
         unpaid_past_expiry_reconcile(report=report, fix=fix, now=now)
         failed_webhooks_reconcile(report=report, fix=fix, now=now)
+        ledger_movements_reconcile(report=report, fix=fix)
         value_mismatches_reconcile(report=report, fix=fix)
     except Exception as exc:
         run.error = f"{type(exc).__name__}: {exc}"
@@ -543,3 +552,58 @@ def client_invoiced_value_recompute(*, client_id: int, actor=None) -> tuple[int,
             actor=actor,
         )
     return old, total
+
+
+# -- (e) money movements Stripe has that the ledger lacks or holds in another state -----------------
+
+
+def _expected_status(listing: Listing, data: dict) -> str:
+    if listing.name == "invoices":
+        return PAID if data.get("amount_paid") else NO_PAYMENT_REQUIRED
+    return str(data.get("status") or "")
+
+
+def ledger_movements_reconcile(*, report: Reconciliation, fix: Fix) -> None:
+    """Compare Stripe's paid invoices, refunds and disputes of the window (list requests, 100 a page,
+    one query a page) with the ledger; with `fix`, record them through the backfill's ledger import
+    (the webhook receivers' services). Reported under value mismatches."""
+    api_key = stripe_api_key()
+    for listing in LISTINGS:
+        listed = listing.list_call(
+            limit=EVENTS_PAGE,
+            created={"gte": int(report.since.timestamp())},
+            api_key=api_key,
+            stripe_version=djstripe_settings.STRIPE_API_VERSION,
+            **listing.params,
+        )
+        for page in _chunks(listed.auto_paging_iter(), EVENTS_PAGE):
+            known = dict(
+                MoneyMovement.objects.filter(stripe_id__in=[obj.id for obj in page]).values_list(
+                    "stripe_id", "status"
+                )
+            )
+            for obj in page:
+                data = stripe_object_json(obj)
+                expected, ours = _expected_status(listing, data), known.get(obj.id)
+                if ours == expected:
+                    continue
+                state = "not in the ledger" if ours is None else f"the ledger says {ours!r}"
+                amount = format_money(
+                    int(data.get("amount_paid") or data.get("amount") or 0), data["currency"]
+                )
+                finding = report.add(
+                    Gap.VALUE_MISMATCH,
+                    f"{listing.name.removesuffix('s')} {obj.id}",
+                    f"Stripe: {amount} {expected}; {state}",
+                )
+                if fix == Fix.NONE:
+                    continue
+                if ledger_object_import(listing, obj, api_key=api_key, dry_run=False):
+                    now = (
+                        MoneyMovement.objects.filter(stripe_id=obj.id)
+                        .values_list("status", flat=True)
+                        .first()
+                    )
+                    finding.repaired(f"recorded from Stripe ({now})")
+                else:
+                    finding.for_staff("recording it failed (see the logs); runs again next time")

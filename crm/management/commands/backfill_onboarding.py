@@ -159,6 +159,8 @@ class Command(BaseCommand):
             f"  rejected earlier:     {counts['rejected']}" if counts["rejected"] else "",
             f"  failed (errors):      {counts['failed']}",
             *(f"    {session_id}" for session_id in summary["failed_sessions"]),
+            "  ledger (recorded once; already known ones unchanged): "
+            + ", ".join(f"{kind} {n}" for kind, n in counts.get("ledger", {}).items()),
             f"  Stripe: {summary['pages']} pages, {summary['stripe_requests']} list requests"
             f" (limit {rate:g}/s), {summary['seconds']:.1f} s",
         ]

@@ -11,7 +11,8 @@ from crm.reconcile import Fix, reconciliation_run
 class Command(BaseCommand):
     help = (
         "Report paid Checkout Sessions with no onboarding (from Stripe's Events API), unfinished "
-        "onboarding steps, failed webhook jobs and invoiced values that differ from the payments; "
+        "onboarding steps, failed webhook jobs, invoiced values that differ from the payments, and paid "
+        "invoices, refunds and disputes Stripe lists that the ledger lacks or holds in another status; "
         "with --fix, repair them through the services and list what is left for staff."
     )
 

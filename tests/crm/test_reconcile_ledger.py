@@ -1,0 +1,61 @@
+"""Reconcile compares Stripe's paid invoices, refunds and disputes (list requests) with the ledger:
+it reports what the ledger lacks or holds in another status, and --fix records it once."""
+
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+
+from crm.models import Client, MoneyMovement
+from tests.support.money import assert_matches_sandbox, undelivered, work_all
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
+
+
+def reconcile(*args: str) -> dict:
+    out = io.StringIO()
+    call_command("reconcile_onboarding", "--json", *args, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def ledger_refs(report: dict) -> list[str]:
+    return sorted(
+        f["ref"]
+        for f in report["findings"]
+        if f["gap"] == "value_mismatch" and not f["ref"].startswith("client")
+    )
+
+
+def test_report_finds_refunds_and_disputes_the_ledger_missed_and_fix_records_them_once(pipeline, service):
+    sandbox = pipeline.sandbox
+    paid = pipeline.pay_and_process(email="ada@example.com", amount=10000)["session"]
+    other = pipeline.pay_and_process(email="bob@example.com", amount=6000)["session"]
+    work_all()
+    # Money whose webhooks never arrived: a partial refund, a failed one, a lost dispute.
+    refund = sandbox.refund(paid["id"], amount=2500, deliver=False)["refund"]
+    failed = sandbox.refund(paid["id"], amount=500, fail=True, deliver=False)["refund"]
+    dispute = undelivered(sandbox.dispute(other["id"], outcome="lost", deliver=False))
+    assert dispute
+
+    report = reconcile()
+    missing = ledger_refs(report)
+    assert f"refund {refund['id']}" in missing and f"refund {failed['id']}" in missing
+    assert len([ref for ref in missing if ref.startswith("dispute ")]) == 1, missing
+    assert len(missing) == 3
+    assert MoneyMovement.objects.exclude(kind=MoneyMovement.Kind.PAYMENT).count() == 0  # report only
+    assert Client.objects.get(email="ada@example.com").invoiced_value == 10000
+
+    fixed = reconcile("--fix")
+    assert (
+        sorted(f["ref"] for f in fixed["findings"] if f["state"] == "repaired" and f["ref"] in missing)
+        == missing
+    )
+    work_all()
+    assert Client.objects.get(email="ada@example.com").invoiced_value == 10000 - 2500
+    assert Client.objects.get(email="bob@example.com").invoiced_value == 0
+    assert_matches_sandbox(sandbox)
+
+    rows = MoneyMovement.objects.count()
+    assert ledger_refs(reconcile()) == []
+    assert MoneyMovement.objects.count() == rows
