@@ -250,12 +250,14 @@ def main() -> int:
 
     values = latencies(results)
     outcomes = outcome_counts(session_ids)
-    failed = args.n - done
+    # Failed: an onboarding or webhook job that gave up (not one still in progress at the timeout).
+    failed = outcomes["onboarding_statuses"].get("failed", 0) + outcomes["webhook_jobs"].get("failed", 0)
     figures.update(
         delivered_in_seconds=rounded(drive_seconds, 2),
         not_accepted=len(undelivered),
         onboarded=done,
         failed=failed,
+        not_onboarded_by_timeout=args.n - done,
         accepted_to_onboarded={
             "p50": rounded(percentile(values, 50)),
             "p95": rounded(percentile(values, 95)),
