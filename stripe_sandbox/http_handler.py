@@ -108,6 +108,12 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         matched = api.match(self.command, path)
         pattern = matched[0].pattern if matched else f"{self.command} {normalize_path(path)}"
         self.sandbox.count_request(pattern)
+        if not self.sandbox.admit_request():
+            # Stripe's answer above the rate limit: 429, code rate_limit, no Retry-After header.
+            error = StripeApiError(429, _RATE_LIMIT_MESSAGE, code="rate_limit")
+            request_id = self.sandbox.ids.new("request")
+            self._send_json(error.status, error.body(request_id), {"Request-Id": request_id})
+            return
         fault = self.sandbox.faults.pick(pattern)
         if fault and self._inject(fault):
             return

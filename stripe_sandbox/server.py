@@ -48,6 +48,11 @@ class StripeSandbox(MoneyOperations):
         self._counts: Counter = Counter()
         self._counts_lock = threading.Lock()
         self._idempotent: dict[tuple, tuple] = {}
+        # Live mode's read/write limit when set (`POST /_sandbox/rate_limit`): requests per
+        # wall-clock second above it are answered 429 as Stripe does; 0 = unlimited.
+        self.rate_limit = 0
+        self._per_second: Counter = Counter()
+        self._rate_limited = 0
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -107,6 +112,7 @@ class StripeSandbox(MoneyOperations):
         self.store.clear()
         self.faults.clear()
         self.reset_request_counts()
+        self.rate_limit = 0
         with self._counts_lock:
             self._idempotent.clear()
 
@@ -484,6 +490,27 @@ class StripeSandbox(MoneyOperations):
         with self._counts_lock:
             self._counts[pattern] += 1
 
+    def admit_request(self) -> bool:
+        """Count a `/v1` request in its wall-clock second; False when over the rate limit."""
+        second = int(time.time())
+        with self._counts_lock:
+            self._per_second[second] += 1
+            if self.rate_limit and self._per_second[second] > self.rate_limit:
+                self._rate_limited += 1
+                return False
+        return True
+
+    def rate_report(self) -> dict:
+        """The limit, requests per second (all, 429s included), and how many were answered 429."""
+        with self._counts_lock:
+            per_second = dict(sorted(self._per_second.items()))
+            return {
+                "per_second_limit": self.rate_limit,
+                "rate_limited": self._rate_limited,
+                "max_in_one_second": max(per_second.values(), default=0),
+                "per_second": {str(k): v for k, v in per_second.items()},
+            }
+
     def request_counts(self) -> dict:
         """Per-endpoint `/v1` request counts (ids shown as `{id}`), plus `total`."""
         with self._counts_lock:
@@ -495,6 +522,8 @@ class StripeSandbox(MoneyOperations):
         """Zero the request counters."""
         with self._counts_lock:
             self._counts.clear()
+            self._per_second.clear()
+            self._rate_limited = 0
 
     # -- idempotency (stripe-python sends an Idempotency-Key on every POST and reuses it on retry) --
 
@@ -542,6 +571,11 @@ class StripeSandbox(MoneyOperations):
         if route == "DELETE /_sandbox/requests":
             self.reset_request_counts()
             return 200, self.request_counts()
+        if route == "POST /_sandbox/rate_limit":
+            self.rate_limit = max(0, int(data.get("per_second") or 0))
+            return 200, self.rate_report()
+        if route == "GET /_sandbox/rate_limit":
+            return 200, self.rate_report()
         if route == "POST /_sandbox/deliver":
             return 200, {
                 "deliveries": self.deliver(

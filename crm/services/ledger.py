@@ -28,6 +28,7 @@ from django.db.models.functions import Coalesce
 from core.locks import lock_name_for_transaction
 from core.money import format_money
 from core.queue import enqueue_transactionally
+from stripe_events.session_sync import stripe_rate_limited_call
 from stripe_events.stripe_client import stripe_api_key
 from stripe_events.stripe_json import stripe_object_json
 
@@ -518,8 +519,11 @@ def money_movement_settle(*, movement_id: int) -> str:
         intent_id = stripe_id_of(payments[0].payment.payment_intent) if payments else ""
     charge = None
     if intent_id:
-        intent = stripe.PaymentIntent.retrieve(
-            intent_id, api_key=api_key, expand=["latest_charge.balance_transaction"]
+        intent = stripe_rate_limited_call(  # a 429 under a burst is waited out, not a lost settlement
+            stripe.PaymentIntent.retrieve,
+            intent_id,
+            api_key=api_key,
+            expand=["latest_charge.balance_transaction"],
         )
         charge = stripe_object_json(intent).get("latest_charge")
     payment_settle(movement_id=movement.id, payment_intent_id=intent_id, charge=charge)

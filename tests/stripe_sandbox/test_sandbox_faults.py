@@ -126,3 +126,19 @@ def test_request_counters_and_control_endpoints(sandbox, session_id, raw):
     assert requests.post(f"{sandbox.url}/_sandbox/reset", timeout=5).json() == {"status": "reset"}
     with pytest.raises(stripe.InvalidRequestError):
         stripe.checkout.Session.retrieve(session_id, api_key=API_KEY)
+
+
+def test_the_rate_limit_answers_429_like_stripe_above_the_limit_and_counts_each_second(sandbox, session_id):
+    requests.post(f"{sandbox.url}/_sandbox/rate_limit", json={"per_second": 3}, timeout=5).raise_for_status()
+    # Start at the beginning of a second, so the burst below falls in one.
+    time.sleep(1 - time.time() % 1 + 0.01)
+    api = client(sandbox, retries=2)  # stripe-python does not retry a plain 429
+    for _ in range(3):
+        api.v1.checkout.sessions.retrieve(session_id)
+    with pytest.raises(stripe.RateLimitError) as error:
+        api.v1.checkout.sessions.retrieve(session_id)
+    assert error.value.http_status == 429 and error.value.error.code == "rate_limit"
+    assert error.value.error.type == "invalid_request_error"
+    report = requests.get(f"{sandbox.url}/_sandbox/rate_limit", timeout=5).json()
+    assert report["rate_limited"] == 1 and report["max_in_one_second"] == 4
+    assert sandbox.request_counts()[SESSION_ENDPOINT] == 4

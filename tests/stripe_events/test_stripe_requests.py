@@ -1,0 +1,59 @@
+"""Stripe requests per onboarding, counted by the sandbox (goal: at most 2 for a paid checkout)."""
+
+import pytest
+import stripe
+from djstripe.models import Customer, PaymentIntent, PaymentMethod, Session
+
+from crm.models import Onboarding
+from stripe_events.stripe_client import stripe_api_key
+
+pytestmark = pytest.mark.django_db
+
+
+def stripe_json(obj) -> dict:
+    return obj.to_dict(for_json=True)
+
+
+def test_a_paid_checkout_is_onboarded_with_two_stripe_requests(pipeline, service, sandbox):
+    pipeline.pay_and_process(email="warm@example.com")  # dj-stripe reads the account once per key
+    sandbox.reset_request_counts()
+
+    result = pipeline.pay_and_process(email="two@example.com")
+
+    counts = sandbox.request_counts()
+    assert Onboarding.objects.get(checkout_session_id=result["session"]["id"]).status == "onboarded"
+    assert counts["total"] <= 2, counts
+    assert counts.get("GET /v1/checkout/sessions/{id}") == 1, counts
+
+
+def test_the_mirror_holds_what_djstripes_own_retrieves_store(pipeline, service, sandbox):
+    result = pipeline.pay_and_process(email="mirror@example.com")
+    session = Session.objects.get(id=result["session"]["id"])
+
+    key = {"api_key": stripe_api_key()}
+    # What dj-stripe's retrieves (its expand_fields, relations as ids) return for the same objects.
+    fresh = stripe_json(stripe.checkout.Session.retrieve(session.id, expand=Session.expand_fields, **key))
+    intent = stripe_json(stripe.PaymentIntent.retrieve(fresh["payment_intent"], **key))
+    method = stripe_json(stripe.PaymentMethod.retrieve(intent["payment_method"], **key))
+    customer = stripe_json(stripe.Customer.retrieve(fresh["customer"], expand=Customer.expand_fields, **key))
+    assert session.stripe_data == fresh
+    assert session.customer_id == customer["id"] and session.payment_intent_id == intent["id"]
+    assert PaymentIntent.objects.get(id=intent["id"]).stripe_data == intent
+    assert PaymentMethod.objects.get(id=method["id"]).stripe_data == method
+    # dj-stripe's Customer hook adds these two keys to whatever it syncs.
+    added = {"deleted": False, "default_payment_method": None}
+    assert Customer.objects.get(id=customer["id"]).stripe_data == {**customer, **added}
+
+
+def test_a_subscription_checkout_counts_its_requests(pipeline, service, sandbox):
+    pipeline.pay_and_process(email="warm@example.com")
+    sandbox.reset_request_counts()
+
+    result = pipeline.pay_and_process(email="sub@example.com", mode="subscription")
+
+    counts = sandbox.request_counts()
+    assert Onboarding.objects.get(checkout_session_id=result["session"]["id"]).status == "onboarded"
+    # Seven events (subscription, invoice x4, session): the session costs one request; the
+    # subscription and invoice events still go through dj-stripe's own retrieves.
+    assert counts.get("GET /v1/checkout/sessions/{id}") == 1, counts
+    print("subscription-mode requests", counts)
