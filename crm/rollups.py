@@ -8,7 +8,10 @@ How they stay right:
   transaction, whatever wrote it: the ledger's services, a queryset `.update()`, `bulk_create`,
   the backfill, the admin, a COPY. Each trigger takes away the old row's contribution and adds the
   new one with `INSERT ... ON CONFLICT DO UPDATE SET x = x + EXCLUDED.x`, which PostgreSQL makes
-  atomic per rollup row, so concurrent writers never lose an update.
+  atomic per rollup row, so concurrent writers never lose an update. A statement touching two
+  cells takes them in key order; transactions that write many cells in different orders can
+  still deadlock, and then PostgreSQL aborts one of them whole (its rollup changes with it), so
+  the rollups stay right and the writer retries (tasks and webhook jobs do).
 - `crm_subscriptionmrr` (one row per subscription) is recomputed from the ledger by
   `subscription_mrr_refresh`, called by the ledger in the transaction that records the
   subscription's payment or cancellation, under a per-subscription advisory lock.
@@ -76,6 +79,15 @@ $$ LANGUAGE plpgsql;
 
 CREATE OR REPLACE FUNCTION crm_ledger_rollup_trigger() RETURNS trigger AS $$
 BEGIN
+    -- Two cells (an update that moves a row): always in key order, so that two such updates
+    -- lock the cells in the same order and cannot deadlock each other.
+    IF TG_OP = 'UPDATE'
+        AND ((NEW.occurred_at AT TIME ZONE 'UTC')::date, NEW.currency, COALESCE(NEW.service_id, 0))
+        < ((OLD.occurred_at AT TIME ZONE 'UTC')::date, OLD.currency, COALESCE(OLD.service_id, 0)) THEN
+        PERFORM crm_ledger_rollup_add(NEW, 1);
+        PERFORM crm_ledger_rollup_add(OLD, -1);
+        RETURN NULL;
+    END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         PERFORM crm_ledger_rollup_add(OLD, -1);
     END IF;
@@ -108,6 +120,11 @@ BEGIN
     IF TG_OP = 'UPDATE' AND OLD.lifecycle_status IS NOT DISTINCT FROM NEW.lifecycle_status
         AND (NEW.lifecycle_status <> 'churned'
              OR OLD.lifecycle_changed_at IS NOT DISTINCT FROM NEW.lifecycle_changed_at) THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW.lifecycle_status < OLD.lifecycle_status THEN  -- key order, as above
+        PERFORM crm_client_rollup_add(NEW, 1);
+        PERFORM crm_client_rollup_add(OLD, -1);
         RETURN NULL;
     END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
