@@ -373,6 +373,10 @@ def seed(now: datetime) -> dict:
                     ts(steps[8]),
                     ts(created),
                     ts(updated),
+                    0,
+                    "checkout",
+                    "",
+                    "",
                 )
             )
             label = Onboarding.Status(status).label
@@ -392,7 +396,7 @@ def seed(now: datetime) -> dict:
         )  # fmt: skip
         rows["provisioning_workspace"].append(
             (client_id, service_pk, "ready", f"https://app.example.com/w/{client_id}", "bench",
-             f"ws_{client_id}", 0, "", first_paid, first_paid, first_paid)
+             f"ws_{client_id}", 0, "", first_paid, first_paid, first_paid, False, "")
         )  # fmt: skip
     log(f"  generated the rows in {time.perf_counter() - began:.1f} s")
     with transaction.atomic(), connection.cursor() as cursor:
@@ -443,7 +447,8 @@ COLUMNS = {
         "customer_email", "customer_name", "service_ref", "amount", "currency", "livemode",
         "payment_intent_id", "stripe_customer_id", "paid_at", "email_status", "email_attempts",
         "email_last_error", "email_sent_at", "email_message_id", "workspace_status", "workspace_attempts",
-        "workspace_last_error", "onboarded_at", "created", "updated",
+        "workspace_last_error", "onboarded_at", "created", "updated", "email_resends", "source",
+        "email_delivery", "email_delivery_detail",
     ],
     "crm_activity": ["client_id", "onboarding_id", "kind", "summary", "detail", "created"],
     "crm_moneymovement": [
@@ -455,7 +460,7 @@ COLUMNS = {
     "crm_subscriptionmrr": ["subscription_id", "currency", "monthly_amount", "active", "updated"],
     "provisioning_workspace": [
         "client_id", "service_id", "status", "url", "backend", "external_id", "attempts",
-        "last_error", "ready_at", "created", "updated",
+        "last_error", "ready_at", "created", "updated", "rejected", "suspended_reason",
     ],
 }  # fmt: skip
 

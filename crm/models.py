@@ -549,10 +549,15 @@ class LedgerDayRollup(models.Model):
     refunded = models.BigIntegerField(default=0, help_text="Succeeded refunds, minor units")
     disputed = models.BigIntegerField(default=0, help_text="Lost disputes, minor units")
     payments = models.IntegerField(default=0, help_text="How many counted payments")
+    shard = models.SmallIntegerField(
+        default=0, help_text="The movement's id mod 8: concurrent writers of one day rarely share a row"
+    )
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["day", "currency", "service_key"], name="ledger_day_rollup_key")
+            models.UniqueConstraint(
+                fields=["day", "currency", "service_key", "shard"], name="ledger_day_rollup_key"
+            )
         ]
 
     def __str__(self) -> str:
@@ -562,8 +567,14 @@ class LedgerDayRollup(models.Model):
 class ClientStatusCount(models.Model):
     """How many clients have each lifecycle status now (a counter per status)."""
 
-    status = models.CharField(max_length=10, unique=True)
+    status = models.CharField(max_length=10)
+    shard = models.SmallIntegerField(
+        default=0, help_text="The client's id mod 8: concurrent onboardings rarely wait on one counter row"
+    )
     clients = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["status", "shard"], name="client_status_count_key")]
 
     def __str__(self) -> str:
         return f"{self.status}: {self.clients}"

@@ -11,7 +11,9 @@ How they stay right:
   atomic per rollup row, so concurrent writers never lose an update. A statement touching two
   cells takes them in key order; transactions that write many cells in different orders can
   still deadlock, and then PostgreSQL aborts one of them whole (its rollup changes with it), so
-  the rollups stay right and the writer retries (tasks and webhook jobs do).
+  the rollups stay right and the writer retries (tasks and webhook jobs do). The two hot tables
+  are sharded (the row's id mod 8, summed on read), so concurrent onboardings rarely wait on
+  one counter row until the other commits.
 - `crm_subscriptionmrr` (one row per subscription) is recomputed from the ledger by
   `subscription_mrr_refresh`, called by the ledger in the transaction that records the
   subscription's payment or cancellation, under a per-subscription advisory lock.
@@ -61,15 +63,16 @@ BEGIN
     IF NOT m.counts OR m.kind NOT IN ('payment', 'refund', 'dispute') THEN
         RETURN;
     END IF;
-    INSERT INTO crm_ledgerdayrollup AS r (day, currency, service_key, paid, refunded, disputed, payments)
+    INSERT INTO crm_ledgerdayrollup AS r
+        (day, currency, service_key, shard, paid, refunded, disputed, payments)
     VALUES (
-        (m.occurred_at AT TIME ZONE 'UTC')::date, m.currency, COALESCE(m.service_id, 0),
+        (m.occurred_at AT TIME ZONE 'UTC')::date, m.currency, COALESCE(m.service_id, 0), m.id % 8,
         CASE WHEN m.kind = 'payment' THEN sign * m.amount ELSE 0 END,
         CASE WHEN m.kind = 'refund' THEN sign * m.amount ELSE 0 END,
         CASE WHEN m.kind = 'dispute' THEN sign * m.amount ELSE 0 END,
         CASE WHEN m.kind = 'payment' THEN sign ELSE 0 END
     )
-    ON CONFLICT (day, currency, service_key) DO UPDATE SET
+    ON CONFLICT (day, currency, service_key, shard) DO UPDATE SET
         paid = r.paid + EXCLUDED.paid,
         refunded = r.refunded + EXCLUDED.refunded,
         disputed = r.disputed + EXCLUDED.disputed,
@@ -105,8 +108,9 @@ CREATE TRIGGER crm_ledger_rollup AFTER INSERT OR DELETE OR UPDATE OF
 
 CREATE OR REPLACE FUNCTION crm_client_rollup_add(c crm_client, sign integer) RETURNS void AS $$
 BEGIN
-    INSERT INTO crm_clientstatuscount AS s (status, clients) VALUES (c.lifecycle_status, sign)
-    ON CONFLICT (status) DO UPDATE SET clients = s.clients + EXCLUDED.clients;
+    INSERT INTO crm_clientstatuscount AS s (status, shard, clients)
+    VALUES (c.lifecycle_status, c.id % 8, sign)
+    ON CONFLICT (status, shard) DO UPDATE SET clients = s.clients + EXCLUDED.clients;
     IF c.lifecycle_status = 'churned' THEN
         INSERT INTO crm_churndayrollup AS d (day, churned)
         VALUES ((COALESCE(c.lifecycle_changed_at, c.created) AT TIME ZONE 'UTC')::date, sign)
@@ -246,13 +250,17 @@ def rollups_recount() -> dict:
 
 def rollups_current() -> dict:
     """The rollups as stored, in `rollups_recount`'s shape (empty cells left out)."""
+    ledger: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for r in LedgerDayRollup.objects.all():  # summed over the shards
+        cell = ledger[(r.day, r.currency, r.service_key)]
+        for i, value in enumerate((r.paid, r.refunded, r.disputed, r.payments)):
+            cell[i] += value
+    statuses: dict[str, int] = defaultdict(int)
+    for s in ClientStatusCount.objects.all():
+        statuses[s.status] += s.clients
     return {
-        "ledger": {
-            (r.day, r.currency, r.service_key): (r.paid, r.refunded, r.disputed, r.payments)
-            for r in LedgerDayRollup.objects.all()
-            if (r.paid, r.refunded, r.disputed, r.payments) != (0, 0, 0, 0)
-        },
-        "statuses": {s.status: s.clients for s in ClientStatusCount.objects.all() if s.clients},
+        "ledger": {key: tuple(cell) for key, cell in ledger.items() if any(cell)},
+        "statuses": {status: n for status, n in statuses.items() if n},
         "churn": {c.day: c.churned for c in ChurnDayRollup.objects.all() if c.churned},
         "subscriptions": {
             s.subscription_id: (s.currency, s.monthly_amount, s.active) for s in SubscriptionMrr.objects.all()

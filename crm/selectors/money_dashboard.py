@@ -44,7 +44,8 @@ class MoneyFigures:
 
 
 def _ledger_cells(since: date) -> list[tuple[date, str, int, int, int, int, int]]:
-    """(day, currency, service, paid, refunded, disputed, payments) from `since` on."""
+    """(day, currency, service, paid, refunded, disputed, payments) from `since` on; a cell can come
+    in several rows (the rollup's shards): callers add them up."""
     if connection.vendor != "postgresql":  # no triggers: recount
         return [
             (day, currency, service, *cell)
@@ -101,7 +102,9 @@ def money_figures(*, today: date, cells: list | None = None) -> MoneyFigures:
         churn_days = dict(
             ChurnDayRollup.objects.filter(day__gte=min(starts.values())).values_list("day", "churned")
         )
-        statuses = dict(ClientStatusCount.objects.values_list("status", "clients"))
+        statuses = dict(
+            ClientStatusCount.objects.values("status").annotate(n=Sum("clients")).values_list("status", "n")
+        )
     churn = {
         key: sum(n for day, n in churn_days.items() if start <= day <= today) for key, start in starts.items()
     }
