@@ -40,8 +40,8 @@ DAYS_PER_MONTH = 365.25 / 12
 
 REBUILD_SQL = """
 DELETE FROM crm_ledgerdayrollup;
-INSERT INTO crm_ledgerdayrollup (day, currency, service_key, paid, refunded, disputed, payments)
-SELECT (occurred_at AT TIME ZONE 'UTC')::date, currency, COALESCE(service_id, 0),
+INSERT INTO crm_ledgerdayrollup (day, currency, service_key, shard, paid, refunded, disputed, payments)
+SELECT (occurred_at AT TIME ZONE 'UTC')::date, currency, COALESCE(service_id, 0), 0,
        COALESCE(SUM(amount) FILTER (WHERE kind = 'payment'), 0),
        COALESCE(SUM(amount) FILTER (WHERE kind = 'refund'), 0),
        COALESCE(SUM(amount) FILTER (WHERE kind = 'dispute'), 0),
@@ -49,8 +49,8 @@ SELECT (occurred_at AT TIME ZONE 'UTC')::date, currency, COALESCE(service_id, 0)
 FROM crm_moneymovement WHERE counts AND kind IN ('payment', 'refund', 'dispute')
 GROUP BY 1, 2, 3;
 DELETE FROM crm_clientstatuscount;
-INSERT INTO crm_clientstatuscount (status, clients)
-SELECT lifecycle_status, COUNT(*) FROM crm_client GROUP BY 1;
+INSERT INTO crm_clientstatuscount (status, shard, clients)
+SELECT lifecycle_status, 0, COUNT(*) FROM crm_client GROUP BY 1;
 DELETE FROM crm_churndayrollup;
 INSERT INTO crm_churndayrollup (day, churned)
 SELECT (COALESCE(lifecycle_changed_at, created) AT TIME ZONE 'UTC')::date, COUNT(*)
