@@ -419,6 +419,7 @@ def seed(now: datetime) -> dict:
         from crm.rollups import REBUILD_SQL
 
         cursor.execute(REBUILD_SQL)
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # ALTER TABLE refuses pending FK checks
         cursor.execute("ALTER TABLE crm_client ENABLE TRIGGER crm_client_rollup")
         cursor.execute("ALTER TABLE crm_moneymovement ENABLE TRIGGER crm_ledger_rollup")
         log(f"  rollups rebuilt from the seeded ledger and clients in {time.perf_counter() - began:.1f} s")
