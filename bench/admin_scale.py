@@ -228,6 +228,57 @@ def onboarding_steps(status: str, reason: str, finished: datetime) -> tuple:
     return "not_started", 0, "", None, "", "not_started", 0, "", None
 
 
+# Ledger seeding: a share of payments are subscriptions (billing period in days: weight), some of
+# those cancelled; some payments refunded (succeeded or failed) or disputed (lost or won).
+LIFECYCLE = (("active", 93), ("at_risk", 2), ("churned", 5))
+SUBSCRIPTION_SHARE, CANCELLED_SHARE = 0.3, 0.1
+PERIODS = ((30, 80), (365, 15), (7, 5))
+REFUND_SHARE, DISPUTE_SHARE = 0.03, 0.005
+
+
+def ledger_rows(rows, rng, pk, client_id, service_pk, session, intent, customer, amount, currency, paid_at):
+    """One payment's ledger rows: the payment, maybe a refund or dispute, its subscription's MRR."""
+    from crm.rollups import monthly_amount
+
+    at = ts(paid_at)
+    subscription, period = "", None
+    if rng.random() < SUBSCRIPTION_SHARE:
+        subscription = f"sub_bench{pk}"
+        period = weighted(rng, PERIODS, 1)[0]
+    charge = f"ch_bench{pk}"
+    rows["crm_moneymovement"].append(
+        (session, "payment", client_id, service_pk, pk, currency, amount, "paid", True, False,
+         "subscription_create" if subscription else "", charge, intent, "", subscription, session, customer,
+         at, period, f"txn_bench{pk}", currency, 1, at, at)
+    )  # fmt: skip
+    if subscription:
+        cancelled = rng.random() < CANCELLED_SHARE
+        if cancelled:
+            rows["crm_moneymovement"].append(
+                (f"{subscription}:deleted", "cancellation", client_id, service_pk, None, currency, 0,
+                 "canceled", False, False, "", "", "", "", subscription, "", customer, at, None, "", "", 0,
+                 at, at)
+            )  # fmt: skip
+        rows["crm_subscriptionmrr"].append(
+            (subscription, currency, monthly_amount(amount, period), not cancelled, at)
+        )
+    roll = rng.random()
+    if roll < REFUND_SHARE:
+        status = "succeeded" if rng.random() < 0.8 else "failed"
+        refund = amount if rng.random() < 0.5 else amount // 3
+        rows["crm_moneymovement"].append(
+            (f"re_bench{pk}", "refund", client_id, service_pk, None, currency, refund, status,
+             status == "succeeded", False, "", charge, intent, "", "", "", customer, at, None, "", "", 0,
+             at, at)
+        )  # fmt: skip
+    elif roll < REFUND_SHARE + DISPUTE_SHARE:
+        status = "lost" if rng.random() < 0.5 else "won"
+        rows["crm_moneymovement"].append(
+            (f"du_bench{pk}", "dispute", client_id, service_pk, None, currency, amount, status,
+             status == "lost", False, "", charge, intent, "", "", "", customer, at, None, "", "", 0, at, at)
+        )  # fmt: skip
+
+
 def seed(now: datetime) -> dict:
     """Empty the tables and COPY the whole volume in; returns how many rows of each went in."""
     from django.db import connection, transaction
@@ -279,6 +330,9 @@ def seed(now: datetime) -> dict:
             updated = steps[-1] or finished
             invoiced += amount
             status_counts[status] = status_counts.get(status, 0) + 1
+            ledger_rows(
+                rows, rng, pk, client_id, service_pk, session, intent, customer, amount, currency, paid_at
+            )
             rows["crm_payment"].append(
                 (
                     pk,
@@ -319,6 +373,10 @@ def seed(now: datetime) -> dict:
                     ts(steps[8]),
                     ts(created),
                     ts(updated),
+                    0,
+                    "checkout",
+                    "",
+                    "",
                 )
             )
             label = Onboarding.Status(status).label
@@ -330,16 +388,23 @@ def seed(now: datetime) -> dict:
             ]
         first_paid = ts(times[0])
         service_pk = client_services[index][0]
+        lifecycle = weighted(rng, LIFECYCLE, 1)[0]
+        changed = ts(start + timedelta(seconds=rng.uniform(0, span))) if lifecycle != "active" else None
         rows["crm_client"].append(
-            (client_id, email, name, customer, service_pk, invoiced, currency, first_paid, first_paid)
-        )
+            (client_id, email, name, customer, service_pk, invoiced, currency, lifecycle, "", changed,
+             False, False, first_paid, first_paid)
+        )  # fmt: skip
         rows["provisioning_workspace"].append(
             (client_id, service_pk, "ready", f"https://app.example.com/w/{client_id}", "bench",
-             f"ws_{client_id}", 0, "", first_paid, first_paid, first_paid)
+             f"ws_{client_id}", 0, "", first_paid, first_paid, first_paid, False, "")
         )  # fmt: skip
     log(f"  generated the rows in {time.perf_counter() - began:.1f} s")
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {', '.join(reversed(COLUMNS))} RESTART IDENTITY CASCADE")
+        # The rollups' triggers are off for the bulk load (a row trigger per COPY row would update
+        # three counter rows 100,000 times in one transaction); the rebuild path counts them after.
+        cursor.execute("ALTER TABLE crm_client DISABLE TRIGGER crm_client_rollup")
+        cursor.execute("ALTER TABLE crm_moneymovement DISABLE TRIGGER crm_ledger_rollup")
         for table, columns in COLUMNS.items():
             began = time.perf_counter()
             with CopyWriter(cursor.cursor, table, columns) as out:  # cursor.cursor: psycopg's, for COPY
@@ -350,6 +415,14 @@ def seed(now: datetime) -> dict:
                 cursor.execute(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"  # noqa: S608
                 )
+        began = time.perf_counter()
+        from crm.rollups import REBUILD_SQL
+
+        cursor.execute(REBUILD_SQL)
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # ALTER TABLE refuses pending FK checks
+        cursor.execute("ALTER TABLE crm_client ENABLE TRIGGER crm_client_rollup")
+        cursor.execute("ALTER TABLE crm_moneymovement ENABLE TRIGGER crm_ledger_rollup")
+        log(f"  rollups rebuilt from the seeded ledger and clients in {time.perf_counter() - began:.1f} s")
     return {table: len(table_rows) for table, table_rows in rows.items()} | {
         "onboarding_statuses": status_counts
     }
@@ -363,6 +436,7 @@ COLUMNS = {
     ],
     "crm_client": [
         "id", "email", "name", "stripe_customer_id", "ordered_service_id", "invoiced_value", "currency",
+        "lifecycle_status", "lifecycle_reason", "lifecycle_changed_at", "keep_active", "offboarded_by_staff",
         "created", "updated",
     ],
     "crm_payment": [
@@ -374,12 +448,20 @@ COLUMNS = {
         "customer_email", "customer_name", "service_ref", "amount", "currency", "livemode",
         "payment_intent_id", "stripe_customer_id", "paid_at", "email_status", "email_attempts",
         "email_last_error", "email_sent_at", "email_message_id", "workspace_status", "workspace_attempts",
-        "workspace_last_error", "onboarded_at", "created", "updated",
+        "workspace_last_error", "onboarded_at", "created", "updated", "email_resends", "source",
+        "email_delivery", "email_delivery_detail",
     ],
     "crm_activity": ["client_id", "onboarding_id", "kind", "summary", "detail", "created"],
+    "crm_moneymovement": [
+        "stripe_id", "kind", "client_id", "service_id", "payment_id", "currency", "amount", "status",
+        "counts", "livemode", "billing_reason", "charge_id", "payment_intent_id", "invoice_id",
+        "subscription_id", "checkout_session_id", "stripe_customer_id", "occurred_at", "period_days",
+        "balance_transaction_id", "settlement_currency", "settlement_transactions", "created", "updated",
+    ],
+    "crm_subscriptionmrr": ["subscription_id", "currency", "monthly_amount", "active", "updated"],
     "provisioning_workspace": [
         "client_id", "service_id", "status", "url", "backend", "external_id", "attempts",
-        "last_error", "ready_at", "created", "updated",
+        "last_error", "ready_at", "created", "updated", "rejected", "suspended_reason",
     ],
 }  # fmt: skip
 
@@ -655,6 +737,26 @@ def main() -> int:
         f" median {figures['csv_export']['median_ms']} ms, {export_queries} queries"
     )
 
+    figures["dashboard_to_client_list"] = rounded(
+        results["dashboard"]["median_ms"] / results["client_list"]["median_ms"], 2
+    )
+    from crm.models import LedgerDayRollup, MoneyMovement, SubscriptionMrr
+    from crm.selectors.money_dashboard import money_figures
+
+    money = money_figures(today=now.date())
+    figures["ledger"] = {
+        "movements": MoneyMovement.objects.count(),
+        "rollup_rows": LedgerDayRollup.objects.count(),
+        "subscriptions": SubscriptionMrr.objects.count(),
+        "churn_30_days": money.churn["last_30_days"],
+        "per_currency": {
+            c.currency: {"net_30_days": c.net["last_30_days"], "active_subscriptions": c.active_subscriptions,
+                         "mrr": c.mrr}
+            for c in money.currencies
+        },
+    }  # fmt: skip
+    log(f"dashboard / client list (median ms): {figures['dashboard_to_client_list']}")
+    log(f"ledger figures on the dashboard: {figures['ledger']}")
     figures["pages"] = {
         name: {k: v for k, v in entry.items() if not k.startswith("_")} for name, entry in results.items()
     }

@@ -509,6 +509,9 @@ class MoneyMovement(models.Model):
     checkout_session_id = models.CharField(max_length=255, blank=True)
     stripe_customer_id = models.CharField(max_length=255, blank=True, db_index=True)
     occurred_at = models.DateTimeField()
+    period_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Subscription payments: the days of the billing period it pays for"
+    )
 
     balance_transaction_id = models.CharField(max_length=255, blank=True, help_text="The first of them")
     settlement_currency = models.CharField(max_length=3, blank=True)
@@ -527,3 +530,85 @@ class MoneyMovement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.amount} {self.currency.upper()} ({self.stripe_id})"
+
+
+# -- dashboard rollups (crm/rollups.py) -------------------------------------------------------------
+# Kept by PostgreSQL triggers on crm_moneymovement and crm_client (migration 0017), so every write,
+# ORM save, queryset update, bulk insert or COPY, changes them in its own transaction; the
+# subscription figures by `subscription_mrr_refresh` in the ledger's transaction. `rollups_rebuild`
+# (the `dashboard_rollups` command) recounts them all from scratch.
+
+
+class LedgerDayRollup(models.Model):
+    """Counted ledger money per day (UTC), currency and service: the dashboard's revenue."""
+
+    day = models.DateField()
+    currency = models.CharField(max_length=3)
+    service_key = models.IntegerField(help_text="The service's id; 0 for none (no FK: a plain key)")
+    paid = models.BigIntegerField(default=0, help_text="Counted payments, minor units")
+    refunded = models.BigIntegerField(default=0, help_text="Succeeded refunds, minor units")
+    disputed = models.BigIntegerField(default=0, help_text="Lost disputes, minor units")
+    payments = models.IntegerField(default=0, help_text="How many counted payments")
+    shard = models.SmallIntegerField(
+        default=0, help_text="The movement's id mod 8: concurrent writers of one day rarely share a row"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "currency", "service_key", "shard"], name="ledger_day_rollup_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.currency} service {self.service_key}"
+
+
+class ClientStatusCount(models.Model):
+    """How many clients have each lifecycle status now (a counter per status)."""
+
+    status = models.CharField(max_length=10)
+    shard = models.SmallIntegerField(
+        default=0, help_text="The client's id mod 8: concurrent onboardings rarely wait on one counter row"
+    )
+    clients = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["status", "shard"], name="client_status_count_key")]
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.clients}"
+
+
+class ChurnDayRollup(models.Model):
+    """Clients churned now whose status changed to churned on `day` (UTC): churn in a window."""
+
+    day = models.DateField(unique=True)
+    churned = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.churned}"
+
+
+class SubscriptionMrr(models.Model):
+    """One subscription's monthly recurring revenue, from its latest counted payment in the ledger.
+
+    `monthly_amount` is that payment normalised to a month (a yearly one / 12, a weekly one × 52 / 12)
+    from its billing period, in minor units of `currency`; inactive once cancelled.
+    """
+
+    subscription_id = models.CharField(max_length=255, unique=True)
+    currency = models.CharField(max_length=3)
+    monthly_amount = models.BigIntegerField(default=0)
+    active = models.BooleanField(default=False)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["currency"], condition=models.Q(active=True), name="subscription_mrr_active_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id}: {self.monthly_amount} {self.currency} a month"

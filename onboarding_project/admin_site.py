@@ -10,7 +10,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from core.money import format_money
 from crm.charts import revenue_charts
+from crm.models import Client
 from crm.selectors.dashboard import WINDOWS, dashboard_figures, human_duration
 
 from .staff_otp import StaffLoginForm, otp_satisfied
@@ -75,6 +77,41 @@ class OnboardingAdminSite(admin.AdminSite):
             "p95": human_duration(figures.duration_p95),
             "queues": self.queues(request, figures.queues),
             "charts": revenue_charts(figures.revenue),
+            **self.money_context(figures),
+        }
+
+    def money_context(self, figures) -> dict:
+        """Net revenue per currency and window, subscriptions, MRR, churn and clients per status."""
+        money = figures.money
+        if money is None:
+            return {}
+        rows = []
+        for c in money.currencies:
+            windows = []
+            for key, _ in WINDOWS:
+                paid, refunded = (
+                    format_money(c.paid[key], c.currency),
+                    format_money(c.refunded[key], c.currency),
+                )
+                disputed = format_money(c.disputed[key], c.currency)
+                detail = f"paid {paid}, refunded {refunded}, lost to disputes {disputed}"
+                windows.append({"net": format_money(c.net[key], c.currency), "detail": detail})
+            rows.append(
+                {
+                    "currency": c.currency,
+                    "windows": windows,
+                    "active_subscriptions": c.active_subscriptions,
+                    "mrr": format_money(c.mrr, c.currency),
+                }
+            )
+        statuses = [
+            {"label": label, "count": money.statuses.get(value, 0)}
+            for value, label in Client.LifecycleStatus.choices
+        ]
+        return {
+            "money_rows": rows,
+            "churn": [money.churn[key] for key, _ in WINDOWS],
+            "statuses": statuses,
         }
 
     def queues(self, request: HttpRequest, counts: dict[str, int]) -> list[Queue]:

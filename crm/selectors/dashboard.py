@@ -1,7 +1,8 @@
 """Selectors for the admin's front page: what came in, what got through, what waits for staff.
 
-Every figure is computed by a fixed number of aggregate queries (five in all), whatever the
-amount of data, so the admin's front page stays fast as the agency grows.
+Every figure is computed by a fixed number of aggregate queries, whatever the amount of data; the
+money figures (weekly revenue, revenue per currency, MRR, churn) read the rollups kept in the
+ledger's and the clients' own transactions (crm/rollups.py), not the ledger.
 """
 
 import statistics
@@ -10,13 +11,13 @@ from datetime import date, datetime, timedelta
 from typing import cast
 
 from django.db import connection
-from django.db.models import Aggregate, Count, DurationField, Exists, F, OuterRef, Q, Sum
-from django.db.models.functions import TruncWeek
+from django.db.models import Aggregate, Count, DurationField, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from stripe_events.models import StripeWebhookJob
 
-from ..models import Onboarding, Payment
+from ..models import Onboarding, Payment, Service
+from .money_dashboard import MoneyFigures, _ledger_cells, money_figures
 
 Status = Onboarding.Status
 Step = Onboarding.StepStatus
@@ -81,6 +82,8 @@ class DashboardFigures:
     duration_p95: timedelta | None
     durations_counted: int
     revenue: list[WeeklyRevenue] = field(default_factory=list)
+    # Revenue net of refunds and lost disputes, subscriptions, MRR and churn (money_dashboard).
+    money: MoneyFigures | None = None
 
 
 def dashboard_figures(*, now: datetime) -> DashboardFigures:
@@ -114,6 +117,9 @@ def dashboard_figures(*, now: datetime) -> DashboardFigures:
         "failed": WindowCounts(**onboarding_counts["failed"]),
         "email_bounced": WindowCounts(**onboarding_counts["email_bounced"]),
     }
+    today = timezone.localdate(now)
+    # One read of the per-day rollup serves the weekly chart and the money windows.
+    cells = _ledger_cells(min(revenue_first_week(today), today - timedelta(days=29)))
     p50, p95, counted = onboarding_duration_percentiles(since=now - timedelta(days=DURATION_DAYS), now=now)
     return DashboardFigures(
         counts=counts,
@@ -121,7 +127,8 @@ def dashboard_figures(*, now: datetime) -> DashboardFigures:
         duration_p50=p50,
         duration_p95=p95,
         durations_counted=counted,
-        revenue=weekly_revenue(now=now),
+        revenue=weekly_revenue(now=now, cells=cells),
+        money=money_figures(today=today, cells=cells),
     )
 
 
@@ -253,40 +260,43 @@ def percentile(durations: list[timedelta], fraction: float) -> timedelta | None:
     return timedelta(seconds=seconds[round(fraction * 100) - 1])
 
 
-def weekly_revenue(*, now: datetime, weeks: int = REVENUE_WEEKS) -> list[WeeklyRevenue]:
-    """Sum of Payment.amount per ISO week and service over the last `weeks` weeks, per currency."""
+def revenue_first_week(today: date, weeks: int = REVENUE_WEEKS) -> date:
+    return today - timedelta(days=today.weekday(), weeks=weeks - 1)
+
+
+def weekly_revenue(
+    *, now: datetime, weeks: int = REVENUE_WEEKS, cells: list | None = None
+) -> list[WeeklyRevenue]:
+    """Net ledger revenue (paid − succeeded refunds − lost disputes) per ISO week and service over
+    the last `weeks` weeks, per currency, from the per-day rollup (crm/rollups.py)."""
     today = timezone.localdate(now)
-    first_week = today - timedelta(days=today.weekday(), weeks=weeks - 1)
+    first_week = revenue_first_week(today, weeks)
     week_starts = [first_week + timedelta(weeks=n) for n in range(weeks)]
-    start = timezone.make_aware(datetime.combine(first_week, datetime.min.time()))
-    rows = (
-        Payment.objects.filter(paid_at__gte=start, paid_at__lte=now)
-        .annotate(week=TruncWeek("paid_at"))
-        .values("currency", "week", "service_id", "service__name")
-        .annotate(total=Sum("amount"), payments=Count("id"))
-        .order_by()
-    )
+    names = dict(Service.objects.values_list("id", "name"))
     by_currency: dict[str, dict[str, RevenueSeries]] = {}
     payments: dict[str, int] = {}
-    for row in rows:
-        week = timezone.localtime(row["week"]).date() if isinstance(row["week"], datetime) else row["week"]
-        if week not in week_starts or not row["total"]:
+    for day, currency, service, paid, refunded, disputed, counted in (
+        _ledger_cells(first_week) if cells is None else cells
+    ):
+        if day > today or day < first_week:
             continue
-        key = str(row["service_id"] or "")
-        series = by_currency.setdefault(row["currency"].lower(), {}).get(key)
+        key = str(service or "")
+        series = by_currency.setdefault(currency, {}).get(key)
         if series is None:
-            series = RevenueSeries(key=key, label=row["service__name"] or "No service", amounts=[0] * weeks)
-            by_currency[row["currency"].lower()][key] = series
-        series.amounts[week_starts.index(week)] += row["total"]
-        payments[row["currency"].lower()] = payments.get(row["currency"].lower(), 0) + row["payments"]
+            label = names.get(service, "No service") if service else "No service"
+            series = RevenueSeries(key=key, label=label, amounts=[0] * weeks)
+            by_currency[currency][key] = series
+        series.amounts[(day - first_week).days // 7] += paid - refunded - disputed
+        payments[currency] = payments.get(currency, 0) + counted
     charts = [
         WeeklyRevenue(
             currency=currency,
             weeks=week_starts,
-            series=sorted(series.values(), key=lambda s: (-s.total, s.label)),
+            series=sorted((s for s in series.values() if any(s.amounts)), key=lambda s: (-s.total, s.label)),
             payments=payments[currency],
         )
         for currency, series in by_currency.items()
+        if any(any(s.amounts) for s in series.values())
     ]
     # Amounts in different currencies do not compare: the busiest currency comes first.
     return sorted(charts, key=lambda chart: (-chart.payments, chart.currency))

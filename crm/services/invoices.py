@@ -41,6 +41,16 @@ def invoice_service_ref(invoice: dict[str, Any]) -> str:
     return str(ref or "").strip()
 
 
+def invoice_period_days(invoice: dict[str, Any]) -> int | None:
+    """The billing period of a subscription invoice's first line, in days (None: not given)."""
+    lines = (invoice.get("lines") or {}).get("data") or []
+    period = (lines[0].get("period") or {}) if lines and isinstance(lines[0], dict) else {}
+    start, end = period.get("start"), period.get("end")
+    if not start or not end or end <= start:
+        return None
+    return round((int(end) - int(start)) / 86400)
+
+
 def invoice_paid_at(invoice: dict[str, Any]) -> datetime:
     paid_at = (invoice.get("status_transitions") or {}).get("paid_at")
     return from_timestamp(paid_at or invoice.get("created"))
@@ -113,6 +123,7 @@ def invoice_event_record(*, invoice: dict[str, Any], event_type: str, event_id: 
             subscription_id=subscription_id,
             customer_id=customer if isinstance(customer, str) else "",
             billing_reason=invoice.get("billing_reason") or "",
+            period_days=invoice_period_days(invoice) if subscription_id else None,
         )
         if client is not None and event_id:
             activity_record(kind=Kind.STRIPE, summary=f"Stripe {event_type} ({event_id})", client=client)

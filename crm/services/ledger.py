@@ -33,6 +33,7 @@ from stripe_events.stripe_client import stripe_api_key
 from stripe_events.stripe_json import stripe_object_json
 
 from ..models import Client, MoneyMovement, Payment, Service
+from ..rollups import subscription_mrr_refresh
 from .activity import Kind as ActivityKind
 from .activity import activity_record
 
@@ -185,6 +186,7 @@ def ledger_payment_record(
     checkout_session_id: str = "",
     customer_id: str = "",
     billing_reason: str = "",
+    period_days: int | None = None,
 ) -> MoneyMovement:
     """Record a payment (a paid session or invoice, or an invoice whose payment failed) once.
 
@@ -205,6 +207,7 @@ def ledger_payment_record(
         "checkout_session_id": checkout_session_id,
         "stripe_customer_id": customer_id,
         "billing_reason": billing_reason,
+        "period_days": period_days,
     }
     if client is not None:
         client = client_lock(client.id)
@@ -228,6 +231,7 @@ def ledger_payment_record(
         Client.objects.filter(id=client.id).update(offboarded_by_staff=False)
     if movement.client_id is not None:
         ledger_attach_and_recompute(client_id=movement.client_id, payments=[movement])
+    subscription_mrr_refresh(movement.subscription_id)
     return movement
 
 
@@ -382,6 +386,7 @@ def ledger_cancellation_record(*, subscription: dict[str, Any]) -> MoneyMovement
             _cancellation_timeline(movement)
         if movement.client_id:
             client_value_recompute(client_id=movement.client_id)
+        subscription_mrr_refresh(movement.subscription_id)
         return movement
 
 
@@ -564,4 +569,5 @@ def payment_settle(
         else:
             for key in {movement.payment_intent_id or movement.charge_id} - {""}:
                 lock_name_for_transaction(f"money-pi:{key}")
+        subscription_mrr_refresh(movement.subscription_id)
         return movement

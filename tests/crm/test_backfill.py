@@ -20,7 +20,8 @@ from django_q.models import OrmQ
 from djstripe.models import Session
 
 from crm.backfill import BackfillError, RateLimiter, RetryPolicy, onboarding_backfill
-from crm.models import Activity, BackfillRun, Client, Onboarding, Payment
+from crm.models import Activity, BackfillRun, Client, LedgerDayRollup, Onboarding, Payment
+from crm.rollups import rollups_differences
 from crm.services.staff import welcome_email_resend
 from provisioning.models import Workspace
 from tests.factories import ServiceFactory
@@ -172,6 +173,9 @@ def test_backfill_onboards_paid_history_and_holds_the_rest(sandbox, pipeline, se
     assert end_state()["onboardings"] == before["onboardings"]
     assert end_state()["clients"] == before["clients"]
     assert len(mail.outbox) == 5
+    # What the backfill wrote went through the ledger, so the dashboard's rollups saw it.
+    assert LedgerDayRollup.objects.exists()
+    assert rollups_differences() == []
 
 
 def test_no_email_skips_the_welcome_email_but_provisions_workspaces(sandbox, services, admin_user):
