@@ -660,6 +660,15 @@ def main() -> int:
     )
     http = HttpClient()
     http.force_login(admin_user)
+    # Superusers sign in with a second factor when DEBUG is off (onboarding_project/staff_otp.py):
+    # the bench's session carries a verified TOTP device, as a real staff login would.
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device, _ = TOTPDevice.objects.get_or_create(user=admin_user, name="bench", defaults={"confirmed": True})
+    session = http.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
     terms = sample_terms()
     log(f"search terms: { {k: v for k, v in terms.items() if k != 'client'} }")
 
