@@ -133,6 +133,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+elif not env_bool("DATABASE_JIT", False):
+    # PostgreSQL's JIT compiles a query once its estimated cost passes jit_above_cost; the
+    # dashboard's conditional aggregates over 100k+ onboardings cross it and spent ~570 of their
+    # ~990 ms compiling (EXPLAIN ANALYZE, bench/admin_scale.py). Short OLTP queries never gain from
+    # it, so the app's connections turn it off. DATABASE_JIT=1 keeps the server's setting (e.g.
+    # behind a pooler that refuses the `options` startup parameter).
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
