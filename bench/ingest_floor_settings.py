@@ -17,3 +17,9 @@ ROOT_URLCONF = "ingest_floor_urls"
 DATABASES["floor"] = dj_database_url.parse(  # noqa: F405
     os.environ["BENCH_FLOOR_DATABASE_URL"], conn_max_age=60, conn_health_checks=True
 )
+# The floor endpoints take the same middleware shortcut as the webhook (see FloorFastPathMiddleware).
+MIDDLEWARE = list(MIDDLEWARE)  # noqa: F405
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("onboarding_project.middleware.StripeWebhookFastPathMiddleware") + 1,
+    "ingest_floor_urls.FloorFastPathMiddleware",
+)

@@ -21,6 +21,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
+from onboarding_project.middleware import StripeWebhookFastPathMiddleware
+
 TOLERANCE = 300
 
 
@@ -62,3 +64,11 @@ urlpatterns = [
     path("bench/floor/write/", floor_write),
     path("", include("onboarding_project.urls")),
 ]
+
+
+class FloorFastPathMiddleware(StripeWebhookFastPathMiddleware):
+    """The floor endpoints skip the staff middleware exactly as the webhook does
+    (ingest_floor_settings puts this next to the app's fast path), so the ratio compares the two
+    views, not the webhook's shorter middleware chain against the floor's full one."""
+
+    WEBHOOK_PATH_PREFIX = "/bench/floor/"

@@ -185,6 +185,7 @@ class StripeApi:
             ),
             self.list_route("/v1/products", "product", "active", "shippable", "url"),
             _route("GET", "/v1/products/{id}", self.retrieve("product")),
+            _route("GET", "/v1/products/{id}/features", self.list_product_features, LIST_PARAMS),
             _route(
                 "POST",
                 "/v1/prices",
@@ -429,6 +430,12 @@ class StripeApi:
         page = items[start : start + limit]
         listing = _list_object(request.path, page, start + limit < len(items))
         return expand(self.store, listing, request.expand_paths)
+
+    def list_product_features(self, request: ApiRequest, id: str) -> dict:
+        """`GET /v1/products/{id}/features`: dj-stripe lists them whenever it syncs a product. The
+        sandbox sells no Entitlements features, so the list is empty, as Stripe's is for such a product."""
+        self.store.require("product", id, request.livemode)
+        return _list_object(request.path, [], False)
 
     def expire_session(self, request: ApiRequest, id: str) -> dict:
         """`POST /v1/checkout/sessions/{id}/expire`."""
