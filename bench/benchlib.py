@@ -350,3 +350,25 @@ def wsgi_post(app, path: str, body: str, signature: str) -> int:
     finally:
         response.close()  # sends request_finished, like a WSGI server
     return int(status[0].split()[0])
+
+
+def sandbox_paid_checkout(
+    sandbox_url: str, webhook_url: str, checkout: dict, email: str, timeout: float
+) -> dict:
+    """One paid checkout in the sandbox, which delivers its signed webhook(s) before answering.
+    Returns the sandbox's answer (session, events, deliveries); raises requests' errors."""
+    import requests
+
+    response = requests.post(
+        f"{sandbox_url}/_sandbox/checkouts",
+        json={**checkout, "email": email, "webhook_url": webhook_url, "webhook_secret": WEBHOOK_SECRET},
+        timeout=timeout,
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def deliveries_ok(data: dict) -> bool:
+    """Every webhook delivery of a sandbox checkout was answered 2xx."""
+    statuses = [d["status"] for d in data["deliveries"]]
+    return bool(statuses) and all(s is not None and 200 <= s < 300 for s in statuses)

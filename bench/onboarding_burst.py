@@ -60,22 +60,10 @@ def checkout(sandbox_url: str, webhook_url: str, email: str, start_at: float) ->
     time.sleep(max(0.0, start_at - time.monotonic()))
     sent = time.time()
     try:
-        response = requests.post(
-            f"{sandbox_url}/_sandbox/checkouts",
-            json={
-                **CHECKOUT,
-                "email": email,
-                "webhook_url": webhook_url,
-                "webhook_secret": benchlib.WEBHOOK_SECRET,
-            },
-            timeout=60,
-        )
-        response.raise_for_status()
-        data = response.json()
+        data = benchlib.sandbox_paid_checkout(sandbox_url, webhook_url, CHECKOUT, email, timeout=60)
     except requests.RequestException as exc:
         return {"email": email, "error": str(exc), "sent": sent}
-    statuses = [d["status"] for d in data["deliveries"]]
-    ok = bool(statuses) and all(s is not None and 200 <= s < 300 for s in statuses)
+    ok = benchlib.deliveries_ok(data)
     return {
         "email": email,
         "session": data["session"]["id"],

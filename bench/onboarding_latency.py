@@ -142,20 +142,8 @@ def statement_kind(sql: str) -> str:
 def checkout(sandbox_url: str, webhook_url: str, email: str) -> dict:
     """One paid checkout; the sandbox delivers its signed webhook(s) before answering."""
     sent = time.time()
-    response = requests.post(
-        f"{sandbox_url}/_sandbox/checkouts",
-        json={
-            **CHECKOUT,
-            "email": email,
-            "webhook_url": webhook_url,
-            "webhook_secret": benchlib.WEBHOOK_SECRET,
-        },
-        timeout=30,
-    )
-    response.raise_for_status()
-    data = response.json()
-    statuses = [d["status"] for d in data["deliveries"]]
-    if not statuses or not all(s is not None and 200 <= s < 300 for s in statuses):
+    data = benchlib.sandbox_paid_checkout(sandbox_url, webhook_url, CHECKOUT, email, timeout=30)
+    if not benchlib.deliveries_ok(data):
         raise RuntimeError(f"webhook delivery failed for {email}: {data['deliveries']}")
     return {"session": data["session"]["id"], "events": data["events"], "sent": sent, "answered": time.time()}
 
