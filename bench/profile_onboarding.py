@@ -1,0 +1,233 @@
+"""Where an onboarding's worker CPU goes: N paid checkouts worked in-process, profiled by part.
+
+    DATABASE_URL=postgres://... /work/main/.venv/bin/python bench/profile_onboarding.py [--n 200]
+
+Uses the production settings (like the other benches), its own database `onboarding_profile`
+unless DATABASE_URL is given (migrated), the Stripe sandbox in this process (its HTTP API on a
+thread; only the main thread's CPU is counted, so the sandbox's own work is not), one endpoint and
+the service "website-care". The checkouts' events are delivered signed through Django's WSGI
+handler (the real view, as gunicorn would), then the queued tasks are taken from django-q's broker
+and run as django-q's worker runs them (webhook job, welcome email, workspace step, settle), round
+after round until the queue is empty. Measures the main thread's CPU per onboarding without a
+profiler, then again under cProfile, and prints the cumulative CPU milliseconds per onboarding of
+the parts (the webhook job and inside it the mirror sync and the onboarding service, the email,
+the workspace, the settle task, SQL round trips). `--verbose` also prints the top functions by
+own time. The last line is one JSON object.
+"""
+
+import argparse
+import cProfile
+import os
+import pstats
+import re
+import sys
+import time
+import uuid
+
+import benchlib
+from benchlib import log, rounded
+
+DEFAULT_DATABASE_URL = "postgres://root@127.0.0.1:5432/onboarding_profile"
+SERVICE = ("website-care", "Website Care Plan")
+
+# (label, substring of the file name, function name): cumulative CPU per onboarding.
+PARTS = [
+    ("tasks, total", "bench/profile_onboarding.py", "run_task"),
+    ("webhook job (stripe_events.tasks.webhook_job_process)", "stripe_events/tasks.py", "webhook_job_process"),
+    ("  dj-stripe Event.process", "djstripe/models/core.py", "process"),
+    ("    session mirror (retrieve + sync)", "stripe_events/session_sync.py", "checkout_session_sync"),
+    ("      Stripe HTTP request (stripe-python)", "stripe/_http_client.py", "request_with_retries"),
+    ("      dj-stripe sync_from_stripe_data", "djstripe/models/base.py", "sync_from_stripe_data"),
+    ("      owner account lookups", "djstripe/models/base.py", "_find_owner_account"),
+    ("    onboarding service", "crm/services/onboarding.py", "onboarding_sync_from_session"),
+    ("      client upsert", "crm/services/onboarding.py", "client_upsert"),
+    ("      payment + ledger", "crm/services/onboarding.py", "payment_record"),
+    ("        client value recompute", "crm/services/ledger.py", "client_value_recompute"),
+    ("        lifecycle evaluate", "crm/services/lifecycle.py", "client_lifecycle_evaluate"),
+    ("      activity rows", "crm/services/activity.py", "activity_record"),
+    ("welcome email (crm.tasks.welcome_email_run)", "crm/tasks.py", "welcome_email_run"),
+    ("  template render", "django/template/loader.py", "render_to_string"),
+    ("  send (EmailMessage.send)", "django/core/mail/message.py", "send"),
+    ("workspace step (crm.tasks.workspace_step_run)", "crm/tasks.py", "workspace_step_run"),
+    ("settle (crm.tasks.money_movement_settle)", "crm/tasks.py", "money_movement_settle"),
+    ("onboarding finish", "crm/services/onboarding.py", "onboarding_finish_if_done"),
+    ("task enqueue (django-q async_task)", "core/queue.py", "enqueue_transactionally"),
+    ("broker dequeue + ack (ORM)", "django_q/brokers/orm.py", "dequeue"),
+    ("django-q SignedPackage.loads", "django_q/signing.py", "loads"),
+    ("database round trips (cursor.execute)", "psycopg/cursor.py", "execute"),
+    ("ORM: SQL compile", "django/db/models/sql/compiler.py", "as_sql"),
+    ("model __init__", "django/db/models/base.py", "__init__"),
+    ("logging", "logging/__init__.py", "_log"),
+]
+
+
+def run_task(func, args, kwargs):
+    """One task as django-q's worker runs it (the worker calls the function, nothing around it)."""
+    return func(*args, **kwargs)
+
+
+class SqlCounter:
+    """Counts statements per task and per statement shape (literals removed), as they run."""
+
+    def __init__(self):
+        self.task = "broker"
+        self.per_task: dict = {}
+        self.shapes: dict = {}
+
+    def __call__(self, execute, sql, params, many, context):
+        shape = re.sub(r"'[^']*'|\b\d+\b", "?", " ".join(sql.split()))[:150]
+        self.per_task[self.task] = self.per_task.get(self.task, 0) + 1
+        key = (self.task, shape)
+        self.shapes[key] = self.shapes.get(key, 0) + 1
+        return execute(sql, params, many, context)
+
+
+def work_queue(sql: SqlCounter | None = None) -> tuple[int, dict]:
+    """Run every queued task, round after round, as the worker would; returns (tasks, per func)."""
+    from django.utils.module_loading import import_string
+    from django_q.brokers import get_broker
+    from django_q.signing import SignedPackage
+
+    broker = get_broker()
+    ran, per_func = 0, {}
+    while True:
+        batch = broker.dequeue()
+        if not batch:
+            return ran, per_func
+        for ack_id, payload in batch:
+            task = SignedPackage.loads(payload)
+            name = task["func"]
+            func = import_string(name) if isinstance(name, str) else name
+            if sql:
+                sql.task = str(name).rsplit(".", 1)[-1]
+            run_task(func, task.get("args", ()), task.get("kwargs", {}))
+            if sql:
+                sql.task = "broker"
+            broker.acknowledge(ack_id)
+            ran += 1
+            per_func[str(name)] = per_func.get(str(name), 0) + 1
+
+
+def deliver_checkouts(sandbox, app, path: str, n: int, run: str) -> list[str]:
+    """N paid checkouts in the sandbox, their events POSTed signed to the view; the session ids."""
+    import json
+
+    from stripe_sandbox.signing import sign_payload
+
+    sessions = []
+    for i in range(n):
+        result = sandbox.create_checkout(
+            email=f"profile-{run}-{i}@example.com",
+            name=f"Profile {i}",
+            service_id=SERVICE[0],
+            amount=49_900,
+            currency="usd",
+            deliver=False,
+        )
+        for event_id in result["events"]:
+            body = json.dumps(sandbox.store.get("event", event_id))
+            status = benchlib.wsgi_post(app, path, body, sign_payload(body, benchlib.WEBHOOK_SECRET))
+            assert status == 200, status
+        sessions.append(result["session"]["id"])
+    return sessions
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=200, help="checkouts per measured batch (200)")
+    parser.add_argument("--verbose", action="store_true", help="also print the top functions by own time")
+    parser.add_argument("--queries", action="store_true", help="also print the SQL statements per task")
+    args = parser.parse_args()
+    database_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    benchlib.ensure_database(database_url)
+    mode, mode_env = benchlib.choose_mode("auto", database_url, {})
+
+    from stripe_sandbox.server import StripeSandbox
+
+    sandbox = StripeSandbox()
+    sandbox_url = sandbox.start()
+    benchlib.django_setup(
+        {
+            **os.environ,
+            **mode_env,
+            "DATABASE_URL": database_url,
+            "STRIPE_API_HOST": sandbox_url,
+            "LOG_LEVEL": "WARNING",
+            "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+        }
+    )
+    log(f"settings: {mode}; migrate: {benchlib.migrate():.1f} s")
+
+    from django.core.wsgi import get_wsgi_application
+    from django_q.models import OrmQ, Schedule
+
+    from crm.models import Onboarding, Service
+    from stripe_events.webhook_endpoints import webhook_endpoint_register
+
+    OrmQ.objects.all().delete()
+    Schedule.objects.filter(name__startswith="retry ").delete()
+    Service.objects.update_or_create(
+        service_id=SERVICE[0],
+        defaults={"name": SERVICE[1], "active": True, "send_welcome_email": True, "provision_workspace": True},
+    )
+    endpoint, _ = webhook_endpoint_register(secret=benchlib.WEBHOOK_SECRET, base_url="http://127.0.0.1:80")
+    path = endpoint.url.removeprefix("http://127.0.0.1:80")
+    app = get_wsgi_application()
+    run = uuid.uuid4().hex[:8]
+    figures: dict = {"bench": "profile_onboarding", "mode": mode, "n": args.n}
+
+    def batch(label: str, n: int, profiler: cProfile.Profile | None = None) -> float:
+        sessions = deliver_checkouts(sandbox, app, path, n, f"{run}-{label}")
+        started = time.thread_time()
+        if profiler:
+            profiler.enable()
+        tasks, per_func = work_queue()
+        if profiler:
+            profiler.disable()
+        cpu_ms = (time.thread_time() - started) * 1000 / n
+        onboarded = Onboarding.objects.filter(
+            checkout_session_id__in=sessions, status=Onboarding.Status.ONBOARDED
+        ).count()
+        assert onboarded == n, f"{label}: {onboarded}/{n} onboarded"
+        log(f"{label}: {n} onboarded, {tasks} tasks {per_func}; worker CPU {cpu_ms:.1f} ms per onboarding")
+        figures.setdefault("tasks_per_onboarding", rounded(tasks / n, 2))
+        return cpu_ms
+
+    batch("warm-up", 20)
+    figures["cpu_ms_per_onboarding"] = rounded(batch("measured", args.n), 2)
+    profiler = cProfile.Profile(time.thread_time)  # this thread's CPU: not the sandbox's, not the waits
+    batch("profiled", args.n, profiler)
+    stats = pstats.Stats(profiler)
+    parts = {}
+    log(f"\nunder cProfile (this thread's CPU), cumulative ms per onboarding ({args.n} onboardings):")
+    for label, file_part, function in PARTS:
+        total = sum(
+            ct
+            for (filename, _, name), (_, _, _, ct, _) in stats.stats.items()  # type: ignore[attr-defined]
+            if file_part in filename and name == function
+        )
+        if total:
+            parts[label.strip()] = rounded(1000 * total / args.n, 2)
+            log(f"  {label:<60} {1000 * total / args.n:8.2f}")
+    figures["profiled_ms_per_onboarding"] = parts
+    if args.queries:
+        from django.db import connection
+
+        counter = SqlCounter()
+        deliver_checkouts(sandbox, app, path, args.n, f"{run}-sql")
+        with connection.execute_wrapper(counter):
+            work_queue(counter)
+        figures["sql_per_onboarding"] = {t: rounded(c / args.n, 1) for t, c in counter.per_task.items()}
+        log(f"\nSQL statements per onboarding by task: {figures['sql_per_onboarding']}")
+        for (task, shape), count in sorted(counter.shapes.items(), key=lambda kv: -kv[1])[:70]:
+            log(f"  {count / args.n:5.2f} {task:<24} {shape}")
+    if args.verbose:
+        stats.sort_stats("tottime").print_stats(40)
+        stats.sort_stats("cumulative").print_stats(80)
+    sandbox.stop()
+    benchlib.emit_json(figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
