@@ -2,18 +2,20 @@
 
 Anymail's tracking signal has its own module, email_tracking_receivers, connected from here.
 
-Connected in CrmConfig.ready(), after dj-stripe's own handlers (djstripe is earlier in
-INSTALLED_APPS), so the Checkout Session has been re-retrieved from Stripe and synced by then.
+Connected in CrmConfig.ready(). Checkout Session events come through stripe_events'
+`checkout_session_synced`, sent by the worker once the session has been re-retrieved from Stripe
+and mirrored, with the payment's charge from that same request.
 """
 
+from typing import Any
+
 from django.dispatch import receiver
-from djstripe.event_handlers import djstripe_receiver
 from djstripe.models import Event
 
 from provisioning.models import Workspace
 from provisioning.signals import workspace_changed
 from stripe_events.models import StripeWebhookJob
-from stripe_events.signals import webhook_job_failed, webhook_job_requeued
+from stripe_events.signals import checkout_session_synced, webhook_job_failed, webhook_job_requeued
 
 from . import email_tracking_receivers  # noqa: F401 - importing connects Anymail's tracking receiver
 from .models import StaffAlert
@@ -29,11 +31,13 @@ CHECKOUT_EVENTS = (
 )
 
 
-@djstripe_receiver(CHECKOUT_EVENTS)
-def checkout_session_onboard(sender, event: Event, **kwargs) -> None:
+@receiver(checkout_session_synced, sender=Event)
+def checkout_session_onboard(sender, event: Event, charge: dict[str, Any] | None, **kwargs) -> None:
     """Onboard (or advance) the Checkout Session this event is about."""
+    if event.type not in CHECKOUT_EVENTS:  # checkout.session.expired: mirrored, nothing to onboard
+        return
     onboarding_sync_from_session(
-        session_id=event.data["object"]["id"], event_type=event.type, event_id=event.id
+        session_id=event.data["object"]["id"], event_type=event.type, event_id=event.id, charge=charge
     )
 
 

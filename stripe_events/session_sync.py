@@ -8,6 +8,12 @@ object stored with the shape dj-stripe's own retrieve would store (its relations
 rows equal what dj-stripe writes. Like dj-stripe, an object already mirrored is not overwritten
 by the session's sync (dj-stripe only creates related rows it does not have).
 
+The same request also expands the payment's charge with its balance transaction
+(`payment_intent.latest_charge.balance_transaction`, three levels: Stripe allows four). dj-stripe
+does not mirror it (its PaymentIntent keeps `latest_charge` as an id), so it is handed to whoever
+listens to `checkout_session_synced` (crm's onboarding records the payment with its charge and
+settlement at once, instead of asking Stripe for them in a second request).
+
 The retrieve waits out Stripe's rate limit (429) with capped, jittered exponential backoff
 (stripe-python does not retry a 429 unless Stripe sends `Stripe-Should-Retry: true`).
 """
@@ -30,6 +36,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from .signals import checkout_session_synced
 from .stripe_json import stripe_object_json
 
 logger = logging.getLogger(__name__)
@@ -40,7 +47,12 @@ CHECKOUT_SESSION_EVENTS = (
     "checkout.session.async_payment_failed",
     "checkout.session.expired",
 )
-EXPAND = [*Session.expand_fields, "customer.sources", "payment_intent.payment_method"]
+EXPAND = [
+    *Session.expand_fields,
+    "customer.sources",
+    "payment_intent.payment_method",
+    "payment_intent.latest_charge.balance_transaction",
+]
 # 429s under a burst: up to ~1 min of waiting (0.25 s doubling, capped at 8 s, half of it random).
 RATE_LIMITED_ATTEMPTS = 12
 _HALF = {"multiplier": 0.125, "max": 4.0}
@@ -67,8 +79,12 @@ def _id_of(value: Any) -> Any:
     return value.get("id") if isinstance(value, dict) else value
 
 
-def checkout_session_sync(*, session_id: str, api_key: str) -> Session:
-    """Retrieve the session once, expanded, and sync it and its customer, intent and method."""
+def checkout_session_sync(*, session_id: str, api_key: str) -> tuple[Session, dict[str, Any] | None]:
+    """Retrieve the session once, expanded, and sync it and its customer, intent and method.
+
+    Returns the mirrored session and its payment's latest charge (balance transaction expanded),
+    or None when the session has no payment intent (subscription mode, a no-cost order).
+    """
     session = stripe_rate_limited_call(
         stripe.checkout.Session.retrieve,
         session_id,
@@ -81,18 +97,23 @@ def checkout_session_sync(*, session_id: str, api_key: str) -> Session:
     if isinstance(customer, dict) and not Customer.objects.filter(id=customer["id"]).exists():
         Customer.sync_from_stripe_data(customer, api_key=api_key)
     intent = data.get("payment_intent")
+    charge = intent.get("latest_charge") if isinstance(intent, dict) else None
     if isinstance(intent, dict) and not PaymentIntent.objects.filter(id=intent["id"]).exists():
         method = intent.get("payment_method")
         if isinstance(method, dict) and not PaymentMethod.objects.filter(id=method["id"]).exists():
             PaymentMethod.sync_from_stripe_data(method, api_key=api_key)
-        PaymentIntent.sync_from_stripe_data({**intent, "payment_method": _id_of(method)}, api_key=api_key)
+        flat_intent = {**intent, "payment_method": _id_of(method), "latest_charge": _id_of(charge)}
+        PaymentIntent.sync_from_stripe_data(flat_intent, api_key=api_key)
     flat = {**data, "customer": _id_of(customer), "payment_intent": _id_of(intent)}
-    return Session.sync_from_stripe_data(flat, api_key=api_key)
+    session_row = Session.sync_from_stripe_data(flat, api_key=api_key)
+    return session_row, charge if isinstance(charge, dict) else None
 
 
 def checkout_session_mirror(sender: Any, event: Any, **kwargs: Any) -> None:
-    """dj-stripe's handler for checkout.session.* events, in one Stripe request."""
-    checkout_session_sync(session_id=event.data["object"]["id"], api_key=event.default_api_key)
+    """dj-stripe's handler for checkout.session.* events, in one Stripe request; then tells
+    `checkout_session_synced` listeners (crm's onboarding) with the payment's charge."""
+    _, charge = checkout_session_sync(session_id=event.data["object"]["id"], api_key=event.default_api_key)
+    checkout_session_synced.send(sender=Event, event=event, charge=charge)
 
 
 def checkout_session_mirror_install() -> None:

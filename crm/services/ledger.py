@@ -187,11 +187,15 @@ def ledger_payment_record(
     customer_id: str = "",
     billing_reason: str = "",
     period_days: int | None = None,
+    charge: dict[str, Any] | None = None,
 ) -> MoneyMovement:
     """Record a payment (a paid session or invoice, or an invoice whose payment failed) once.
 
     The caller holds the client's email lock when it knows the client; without a client the row
     waits for it (a renewal delivered before its checkout). Recomputes the client's value.
+    `charge`: the payment's latest charge with its balance transaction, when the caller got it
+    from Stripe with the payment; its ids and settlement are recorded now, and the settle task
+    (which would ask Stripe for them) is queued only if the settlement is not available yet.
     """
     defaults = {
         "client": client,
@@ -215,6 +219,8 @@ def ledger_payment_record(
     movement, created = _movement_upsert(
         stripe_id=stripe_id, kind=Kind.PAYMENT, status=status, defaults=defaults
     )
+    if charge is not None and _payment_charge_apply(movement, charge):
+        movement.save()
     # Newly known to the client: created with it, attached now, or paid now (a failed invoice).
     prior_client, prior_counts = prior if prior is not None else (None, False)
     news = (
@@ -224,7 +230,7 @@ def ledger_payment_record(
     )
     if news and movement.counts:
         _payment_timeline(movement)
-    if news:
+    if news and movement.settlement_net is None:
         enqueue_transactionally(SETTLE_TASK, movement.id)
     if created and client is not None and movement.counts and client.offboarded_by_staff:
         # A new payment reactivates a client staff had offboarded.
@@ -535,6 +541,19 @@ def money_movement_settle(*, movement_id: int) -> str:
     return "payment"
 
 
+def _payment_charge_apply(movement: MoneyMovement, charge: dict[str, Any]) -> bool:
+    """Take a succeeded charge's id, amount and settlement onto its payment row (unsaved); changed?"""
+    if charge.get("status") != "succeeded":
+        return False
+    changed = False
+    if movement.charge_id != charge["id"]:
+        movement.charge_id, changed = charge["id"], True
+    if movement.counts and (movement.amount, movement.currency) != (charge["amount"], charge["currency"]):
+        movement.amount, movement.currency, changed = charge["amount"], charge["currency"], True
+    settlement = Settlement.from_transactions([charge.get("balance_transaction")])
+    return _settlement_apply(movement, settlement) or changed
+
+
 def payment_settle(
     *, movement_id: int, payment_intent_id: str, charge: dict[str, Any] | None
 ) -> MoneyMovement:
@@ -548,17 +567,7 @@ def payment_settle(
         if payment_intent_id and not movement.payment_intent_id:
             movement.payment_intent_id, changed = payment_intent_id, True
         if isinstance(charge, dict) and charge.get("status") == "succeeded":
-            if movement.charge_id != charge["id"]:
-                movement.charge_id, changed = charge["id"], True
-            if movement.counts and (movement.amount, movement.currency) != (
-                charge["amount"],
-                charge["currency"],
-            ):
-                movement.amount, movement.currency, changed = charge["amount"], charge["currency"], True
-            changed = (
-                _settlement_apply(movement, Settlement.from_transactions([charge.get("balance_transaction")]))
-                or changed
-            )
+            changed = _payment_charge_apply(movement, charge) or changed
         elif not payment_intent_id and movement.amount == 0 and movement.counts:
             # A no-cost order: no charge, nothing to settle.
             changed = _settlement_apply(movement, Settlement.from_transactions([])) or changed

@@ -88,13 +88,20 @@ class SessionFacts:
 
 
 def onboarding_sync_from_session(
-    *, session_id: str, event_type: str = "", event_id: str = "", send_welcome_email: bool = True
+    *,
+    session_id: str,
+    event_type: str = "",
+    event_id: str = "",
+    send_welcome_email: bool = True,
+    charge: dict[str, Any] | None = None,
 ) -> Onboarding:
     """Create or advance the onboarding for a Checkout Session; idempotent.
 
     `event_type` says which Stripe event brought the session (the backfill passes
     ASYNC_PAYMENT_FAILED for a session whose delayed payment failed). `send_welcome_email=False`
     records the email step as SKIPPED (historical clients); staff can send it from the admin.
+    `charge` is the payment's latest charge as Stripe returned it with the session (balance
+    transaction expanded), when the caller has it: the payment is recorded with its settlement.
     """
     with transaction.atomic():
         # Serialise deliveries of one session (several event types, duplicates) across workers.
@@ -111,7 +118,9 @@ def onboarding_sync_from_session(
             return onboarding
         if facts.payment_status not in PAID_STATUSES:
             return onboarding_record_unpaid(onboarding, facts=facts, event_type=event_type)
-        return onboarding_start(onboarding, facts=facts, send_welcome_email=send_welcome_email)
+        return onboarding_start(
+            onboarding, facts=facts, send_welcome_email=send_welcome_email, charge=charge
+        )
 
 
 def onboarding_defaults(facts: SessionFacts) -> dict[str, Any]:
@@ -170,11 +179,13 @@ def onboarding_start(
     facts: SessionFacts,
     accepted: frozenset[str] = frozenset(),
     send_welcome_email: bool = True,
+    charge: dict[str, Any] | None = None,
 ) -> Onboarding:
     """Check a paid session; hold it for review, or record the client and payment and queue the steps.
 
     `accepted` holds the reasons staff have accepted for this onboarding (see crm.services.staff);
-    `send_welcome_email=False` skips the email step (backfill --no-email).
+    `send_welcome_email=False` skips the email step (backfill --no-email); `charge` as in
+    `onboarding_sync_from_session`.
     """
     service = Service.objects.filter(service_id=facts.service_ref).first() if facts.service_ref else None
     if facts.email:
@@ -209,7 +220,7 @@ def onboarding_start(
 
     assert service is not None  # hold_reasons holds a session without a known service
     client = client_upsert(client=client, facts=facts, service=service)
-    payment_record(client=client, facts=facts, service=service)
+    payment_record(client=client, facts=facts, service=service, charge=charge)
 
     onboarding.client = client
     onboarding.service = service
@@ -268,7 +279,9 @@ def client_upsert(*, client: Client | None, facts: SessionFacts, service: Servic
     return client
 
 
-def payment_record(*, client: Client, facts: SessionFacts, service: Service) -> Payment:
+def payment_record(
+    *, client: Client, facts: SessionFacts, service: Service, charge: dict[str, Any] | None = None
+) -> Payment:
     """Record the session's payment once, and its ledger row (which recomputes the client's value)."""
     payment, created = Payment.objects.get_or_create(
         checkout_session_id=facts.session_id,
@@ -302,6 +315,7 @@ def payment_record(*, client: Client, facts: SessionFacts, service: Service) -> 
         checkout_session_id="" if from_invoice else facts.session_id,
         customer_id=facts.customer_id,
         billing_reason="manual" if from_invoice else "",
+        charge=charge if facts.payment_intent_id else None,
     )
     return payment
 

@@ -4,8 +4,10 @@ import pytest
 import stripe
 from djstripe.models import Customer, PaymentIntent, PaymentMethod, Session
 
-from crm.models import Onboarding
+from crm.models import MoneyMovement, Onboarding
 from stripe_events.stripe_client import stripe_api_key
+from tests.support.money import assert_matches_sandbox
+from tests.support.pipeline import queued_task_names, run_next_task, run_queued_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -14,16 +16,40 @@ def stripe_json(obj) -> dict:
     return obj.to_dict(for_json=True)
 
 
-def test_a_paid_checkout_is_onboarded_with_two_stripe_requests(pipeline, service, sandbox):
+def test_a_paid_checkout_is_onboarded_and_settled_with_one_stripe_request(pipeline, service, sandbox):
     pipeline.pay_and_process(email="warm@example.com")  # dj-stripe reads the account once per key
     sandbox.reset_request_counts()
 
-    result = pipeline.pay_and_process(email="two@example.com")
+    result = pipeline.pay_and_process(email="one@example.com")
 
     counts = sandbox.request_counts()
     assert Onboarding.objects.get(checkout_session_id=result["session"]["id"]).status == "onboarded"
-    assert counts["total"] <= 2, counts
-    assert counts.get("GET /v1/checkout/sessions/{id}") == 1, counts
+    # The session's retrieve brings the charge and its balance transaction: no settle request.
+    assert counts == {"total": 1, "GET /v1/checkout/sessions/{id}": 1}, counts
+    payment = MoneyMovement.objects.get(stripe_id=result["session"]["id"])
+    assert payment.charge_id.startswith("ch_") and payment.settlement_net is not None
+    assert_matches_sandbox(sandbox)
+
+
+def test_a_charge_without_its_balance_transaction_yet_is_settled_by_the_task(pipeline, service, sandbox):
+    """Stripe may not have the balance transaction when the session is read: the payment's settlement
+    is "not available yet" and the settle task asks Stripe again."""
+    checkout = pipeline.checkout(email="later@example.com")
+    intent = sandbox.store.get("payment_intent", checkout["session"]["payment_intent"])
+    charge = sandbox.store.get("charge", intent["latest_charge"])
+    balance_transaction, charge["balance_transaction"] = charge["balance_transaction"], None
+    assert pipeline.deliver(checkout["events"][0]).status_code == 200
+
+    assert run_next_task() == "stripe_events.tasks.webhook_job_process"
+
+    payment = MoneyMovement.objects.get(stripe_id=checkout["session"]["id"])
+    assert payment.charge_id == charge["id"] and payment.settlement_net is None
+    assert "crm.tasks.money_movement_settle" in queued_task_names()
+    charge["balance_transaction"] = balance_transaction  # Stripe has it now
+    run_queued_tasks()
+    payment.refresh_from_db()
+    assert payment.settlement_net is not None
+    assert_matches_sandbox(sandbox)
 
 
 def test_the_mirror_holds_what_djstripes_own_retrieves_store(pipeline, service, sandbox):

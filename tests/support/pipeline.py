@@ -64,14 +64,38 @@ def run_queued_tasks(max_rounds: int = 50) -> int:
         if not batch:
             return ran
         for ack_id, payload in batch:
-            task = SignedPackage.loads(payload)
-            func = task["func"]
-            if isinstance(func, str):
-                func = import_string(func)
-            run_with_commit_hooks(func, *task.get("args", ()), **task.get("kwargs", {}))
+            run_task_payload(payload)
             broker.acknowledge(ack_id)
             ran += 1
     raise AssertionError("tasks kept enqueueing tasks")
+
+
+def run_next_task() -> str:
+    """Take the next queued task from the broker and run it as the worker would; its name."""
+    broker = get_broker()
+    [(ack_id, payload)] = broker.dequeue()
+    name = run_task_payload(payload)
+    broker.acknowledge(ack_id)
+    return name
+
+
+def queued_task_names() -> list[str]:
+    """The functions of the tasks waiting in the broker, oldest first."""
+    from django_q.models import OrmQ
+
+    payloads = OrmQ.objects.order_by("id").values_list("payload", flat=True)
+    return [SignedPackage.loads(payload)["func"] for payload in payloads]
+
+
+def run_task_payload(payload) -> str:
+    task = SignedPackage.loads(payload)
+    func = task["func"]
+    run_with_commit_hooks(
+        import_string(func) if isinstance(func, str) else func,
+        *task.get("args", ()),
+        **task.get("kwargs", {}),
+    )
+    return str(func)
 
 
 def run_with_commit_hooks(func, *args, **kwargs):
