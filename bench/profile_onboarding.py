@@ -33,7 +33,11 @@ SERVICE = ("website-care", "Website Care Plan")
 # (label, substring of the file name, function name): cumulative CPU per onboarding.
 PARTS = [
     ("tasks, total", "bench/profile_onboarding.py", "run_task"),
-    ("webhook job (stripe_events.tasks.webhook_job_process)", "stripe_events/tasks.py", "webhook_job_process"),
+    (
+        "webhook job (stripe_events.tasks.webhook_job_process)",
+        "stripe_events/tasks.py",
+        "webhook_job_process",
+    ),
     ("  dj-stripe Event.process", "djstripe/models/core.py", "process"),
     ("    session mirror (retrieve + sync)", "stripe_events/session_sync.py", "checkout_session_sync"),
     ("      Stripe HTTP request (stripe-python)", "stripe/_http_client.py", "request_with_retries"),
@@ -168,7 +172,12 @@ def main() -> int:
     Schedule.objects.filter(name__startswith="retry ").delete()
     Service.objects.update_or_create(
         service_id=SERVICE[0],
-        defaults={"name": SERVICE[1], "active": True, "send_welcome_email": True, "provision_workspace": True},
+        defaults={
+            "name": SERVICE[1],
+            "active": True,
+            "send_welcome_email": True,
+            "provision_workspace": True,
+        },
     )
     endpoint, _ = webhook_endpoint_register(secret=benchlib.WEBHOOK_SECRET, base_url="http://127.0.0.1:80")
     path = endpoint.url.removeprefix("http://127.0.0.1:80")

@@ -118,9 +118,7 @@ def onboarding_sync_from_session(
             return onboarding
         if facts.payment_status not in PAID_STATUSES:
             return onboarding_record_unpaid(onboarding, facts=facts, event_type=event_type)
-        return onboarding_start(
-            onboarding, facts=facts, send_welcome_email=send_welcome_email, charge=charge
-        )
+        return onboarding_start(onboarding, facts=facts, send_welcome_email=send_welcome_email, charge=charge)
 
 
 def onboarding_defaults(facts: SessionFacts) -> dict[str, Any]:
