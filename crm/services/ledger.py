@@ -36,6 +36,7 @@ from ..models import Client, MoneyMovement, Payment, Service
 from ..rollups import subscription_mrr_refresh
 from .activity import Kind as ActivityKind
 from .activity import activity_record
+from .client_ledger import client_ledger_rows, first_currency, net_in
 
 logger = logging.getLogger(__name__)
 
@@ -456,22 +457,18 @@ def ledger_attach_and_recompute(*, client_id: int, payments: list[MoneyMovement]
 def client_value_recompute(*, client_id: int) -> int:
     """Set the client's currency (of its first payment) and value (its net there) from the ledger.
 
-    Call with the client's lock held. Also re-evaluates the client's lifecycle status.
+    Call with the client's lock held. Also re-evaluates the client's lifecycle status. The ledger
+    is read once (crm/services/client_ledger.py) for both.
     """
     from .lifecycle import client_lifecycle_evaluate  # lifecycle reads the ledger, not the reverse
 
     client = Client.objects.get(id=client_id)
-    first = (
-        MoneyMovement.objects.filter(client_id=client_id, kind=Kind.PAYMENT, counts=True)
-        .order_by("occurred_at", "id")
-        .values_list("currency", flat=True)
-        .first()
-    )
-    currency = first or client.currency
-    value = client_net_in(client_id=client_id, currency=currency)
+    rows = client_ledger_rows(client_id=client_id)
+    currency = first_currency(rows) or client.currency
+    value = net_in(rows, currency)
     if (client.invoiced_value, client.currency) != (value, currency):
         Client.objects.filter(id=client_id).update(invoiced_value=value, currency=currency)
-    client_lifecycle_evaluate(client_id=client_id)
+    client_lifecycle_evaluate(client=client, rows=rows)
     return value
 
 
@@ -483,19 +480,6 @@ def ledger_net_expression() -> Coalesce:
         default=-F("money_movements__amount"),
     )
     return Coalesce(Sum(signed, filter=counted), 0)
-
-
-def client_net_in(*, client_id: int, currency: str) -> int:
-    """Paid − succeeded refunds − lost disputes, in one currency, from the ledger."""
-    rows = (
-        MoneyMovement.objects.filter(client_id=client_id, currency=currency, counts=True)
-        .values("kind")
-        .annotate(total=Coalesce(Sum("amount"), 0))
-    )
-    net = 0
-    for row in rows:
-        net += row["total"] if row["kind"] == Kind.PAYMENT else -row["total"]
-    return net
 
 
 # -- settlement and Stripe's current state (a task) -------------------------------------------------

@@ -15,91 +15,64 @@ Workspaces change through a task, outside any lock (the provisioning backend may
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Sum
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.queue import enqueue_transactionally
 from provisioning.lifecycle import workspace_resume, workspace_suspend
 from provisioning.models import Workspace
 
-from ..models import Client, MoneyMovement, StaffAlert
+from ..models import Client, StaffAlert
 from .activity import Kind as ActivityKind
 from .activity import activity_record
 from .alerts import admin_url, staff_alert_raise
+from .client_ledger import (
+    LedgerRow,
+    client_ledger_rows,
+    failed_payment,
+    open_dispute,
+    paid_service_ids,
+    service_end_reason,
+)
 
-Kind = MoneyMovement.Kind
 Status = Client.LifecycleStatus
 WORKSPACES_TASK = "crm.tasks.client_workspaces_apply"
-OPEN_DISPUTE = {"warning_needs_response", "warning_under_review", "needs_response", "under_review"}
 
 
-def service_end_reason(*, client_id: int, service_id: int) -> str:
-    """Why the client's service has ended ("" while it runs), from its latest counted payment."""
-    movements = MoneyMovement.objects.filter(client_id=client_id, service_id=service_id)
-    latest = movements.filter(kind=Kind.PAYMENT, counts=True).order_by("occurred_at", "id").last()
-    if latest is None:
-        return ""
-    cancelled = (
-        movements.filter(kind=Kind.CANCELLATION, occurred_at__gte=latest.occurred_at).order_by("id").first()
-    )
-    if cancelled is not None:
-        return f"Subscription {cancelled.subscription_id} cancelled"
-    of_payment = MoneyMovement.objects.filter(client_id=client_id, counts=True)
-    of_payment = (
-        of_payment.filter(payment_intent_id=latest.payment_intent_id)
-        if latest.payment_intent_id
-        else of_payment.filter(charge_id=latest.charge_id)
-        if latest.charge_id
-        else of_payment.none()
-    )
-    lost = of_payment.filter(kind=Kind.DISPUTE).order_by("id").first()
-    if lost is not None:
-        return f"Dispute {lost.stripe_id} lost"
-    refunded = of_payment.filter(kind=Kind.REFUND).aggregate(total=Coalesce(Sum("amount"), 0))["total"]
-    if latest.amount > 0 and refunded >= latest.amount:
-        return f"Payment {latest.stripe_id} fully refunded"
-    return ""
+def client_services_ended(*, client: Client, rows: list[LedgerRow] | None = None) -> dict[int, str]:
+    """{service id: why it ended} for each service of the client's payments that should be suspended.
 
-
-def client_services_ended(*, client: Client) -> dict[int, str]:
-    """{service id: why it ended} for each service of the client's payments that should be suspended."""
-    service_ids = (
-        MoneyMovement.objects.filter(client=client, kind=Kind.PAYMENT, service__isnull=False)
-        .values_list("service_id", flat=True)
-        .distinct()
-    )
+    `rows`: the client's ledger when the caller has just read it (client_ledger_rows).
+    """
+    rows = client_ledger_rows(client_id=client.id) if rows is None else rows
+    service_ids = paid_service_ids(rows, counted_only=False)
     if client.offboarded_by_staff:
         return {service_id: "Offboarded by staff" for service_id in service_ids}
     if client.keep_active:
         return {}
     ended = {}
     for service_id in service_ids:
-        reason = service_end_reason(client_id=client.id, service_id=service_id)
+        reason = service_end_reason(rows, service_id)
         if reason:
             ended[service_id] = reason
     return ended
 
 
-def client_lifecycle_evaluate(*, client_id: int) -> str:
-    """Set the client's lifecycle status and reason from the ledger (caller holds the client's lock)."""
-    client = Client.objects.get(id=client_id)
-    ended = client_services_ended(client=client)
-    paid_services = set(
-        MoneyMovement.objects.filter(client=client, kind=Kind.PAYMENT, counts=True, service__isnull=False)
-        .values_list("service_id", flat=True)
-        .distinct()
-    )
-    open_dispute = MoneyMovement.objects.filter(
-        client=client, kind=Kind.DISPUTE, status__in=OPEN_DISPUTE
-    ).first()
-    failed = MoneyMovement.objects.filter(client=client, kind=Kind.PAYMENT, status="payment_failed").first()
+def client_lifecycle_evaluate(*, client: Client, rows: list[LedgerRow] | None = None) -> str:
+    """Set the client's lifecycle status and reason from the ledger (caller holds the client's lock).
+
+    `client` as read in this transaction; `rows` its ledger if the caller has just read it.
+    """
+    rows = client_ledger_rows(client_id=client.id) if rows is None else rows
+    ended = client_services_ended(client=client, rows=rows)
+    paid_services = paid_service_ids(rows, counted_only=True)
+    dispute = open_dispute(rows)
+    failed = failed_payment(rows)
     if client.offboarded_by_staff:
         status, reason = Status.CHURNED, "Offboarded by staff"
     elif paid_services and paid_services <= set(ended):
         status, reason = Status.CHURNED, "; ".join(sorted(set(ended.values())))
-    elif open_dispute is not None:
-        status, reason = Status.AT_RISK, f"Open dispute {open_dispute.stripe_id}"
+    elif dispute is not None:
+        status, reason = Status.AT_RISK, f"Open dispute {dispute.stripe_id}"
     elif failed is not None:
         status, reason = Status.AT_RISK, f"Past due: payment of invoice {failed.stripe_id} failed"
     else:
@@ -114,12 +87,12 @@ def client_lifecycle_evaluate(*, client_id: int) -> str:
             activity_record(
                 kind=ActivityKind.ONBOARDING, summary=f"Client {label.lower()}", detail=reason, client=client
             )
-            lifecycle_alert(client, status=status, reason=reason, dispute=open_dispute)
+            lifecycle_alert(client, status=status, reason=reason, dispute=dispute)
     client_workspaces_check(client=client, ended=ended)
     return status
 
 
-def lifecycle_alert(client: Client, *, status: str, reason: str, dispute: MoneyMovement | None) -> None:
+def lifecycle_alert(client: Client, *, status: str, reason: str, dispute: LedgerRow | None) -> None:
     """Tell staff when a client churns (unless staff offboarded them) or a dispute opens; ids only."""
     page = admin_url("admin:crm_client_change", client.id)
     if status == Status.CHURNED and not client.offboarded_by_staff:
