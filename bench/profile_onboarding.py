@@ -22,6 +22,7 @@ import pstats
 import re
 import sys
 import time
+import traceback
 import uuid
 
 import benchlib
@@ -77,13 +78,29 @@ class SqlCounter:
         self.task = "broker"
         self.per_task: dict = {}
         self.shapes: dict = {}
+        self.savepoints: dict = {}
 
     def __call__(self, execute, sql, params, many, context):
-        shape = re.sub(r"'[^']*'|\b\d+\b", "?", " ".join(sql.split()))[:150]
+        shape = re.sub(r"'[^']*'|\b\d+\b|\bs\d+_x\d+\b", "?", " ".join(sql.split()))[:150]
         self.per_task[self.task] = self.per_task.get(self.task, 0) + 1
         key = (self.task, shape)
         self.shapes[key] = self.shapes.get(key, 0) + 1
+        if shape.startswith("SAVEPOINT"):
+            caller = self.atomic_caller()
+            self.savepoints[caller] = self.savepoints.get(caller, 0) + 1
         return execute(sql, params, many, context)
+
+    @staticmethod
+    def atomic_caller() -> str:
+        """The code that opened the atomic block (the frame that called Atomic.__enter__'s caller)."""
+        frames = traceback.extract_stack()
+        for index, frame in enumerate(frames):
+            if frame.filename.endswith("django/db/transaction.py") and frame.name == "__enter__":
+                outer = frames[index - 1]
+                if outer.filename.endswith("contextlib.py") or outer.name == "inner":
+                    outer = frames[index - 2]
+                return f"{outer.filename.split('site-packages/')[-1].split('/work/main/')[-1]}:{outer.name}"
+        return "?"
 
 
 def work_queue(sql: SqlCounter | None = None) -> tuple[int, dict]:
@@ -141,6 +158,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=200, help="checkouts per measured batch (200)")
     parser.add_argument("--verbose", action="store_true", help="also print the top functions by own time")
     parser.add_argument("--queries", action="store_true", help="also print the SQL statements per task")
+    parser.add_argument("--callees", help="also print what the functions matching this regex call")
     args = parser.parse_args()
     database_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     benchlib.ensure_database(database_url)
@@ -230,9 +248,14 @@ def main() -> int:
         log(f"\nSQL statements per onboarding by task: {figures['sql_per_onboarding']}")
         for (task, shape), count in sorted(counter.shapes.items(), key=lambda kv: -kv[1])[:70]:
             log(f"  {count / args.n:5.2f} {task:<24} {shape}")
+        log("savepoints per onboarding by the code that opened them:")
+        for caller, count in sorted(counter.savepoints.items(), key=lambda kv: -kv[1]):
+            log(f"  {count / args.n:5.2f} {caller}")
     if args.verbose:
         stats.sort_stats("tottime").print_stats(40)
         stats.sort_stats("cumulative").print_stats(80)
+    if args.callees:
+        stats.sort_stats("cumulative").print_callees(args.callees)
     sandbox.stop()
     benchlib.emit_json(figures)
     return 0

@@ -137,14 +137,25 @@ def client_lock(client_id: int) -> Client:
     return Client.objects.select_for_update().get(id=client_id)
 
 
+def _movement_locked(stripe_id: str) -> MoneyMovement | None:
+    return MoneyMovement.objects.select_for_update().filter(stripe_id=stripe_id).first()
+
+
 def _movement_upsert(
-    *, stripe_id: str, kind: str, status: str, defaults: dict[str, Any]
+    *,
+    stripe_id: str,
+    kind: str,
+    status: str,
+    defaults: dict[str, Any],
+    current: MoneyMovement | None | str = "fetch",
 ) -> tuple[MoneyMovement, bool]:
     """Create the row, or move its status forward and fill what it did not know.
 
-    Returns (row, news): news when created, its status moved on, or it got its client.
+    `current`: the row as the caller just locked it (`_movement_locked`), None if there is none;
+    by default it is locked here. Returns (row, news): news when created, its status moved on,
+    or it got its client.
     """
-    movement = MoneyMovement.objects.select_for_update().filter(stripe_id=stripe_id).first()
+    movement = _movement_locked(stripe_id) if isinstance(current, str) else current
     if movement is None:
         movement = MoneyMovement.objects.create(
             stripe_id=stripe_id, kind=kind, status=status, counts=_counts(kind, status), **defaults
@@ -216,9 +227,10 @@ def ledger_payment_record(
     }
     if client is not None:
         client = client_lock(client.id)
-    prior = MoneyMovement.objects.filter(stripe_id=stripe_id).values_list("client_id", "counts").first()
+    current = _movement_locked(stripe_id)
+    prior = (current.client_id, current.counts) if current is not None else None
     movement, created = _movement_upsert(
-        stripe_id=stripe_id, kind=Kind.PAYMENT, status=status, defaults=defaults
+        stripe_id=stripe_id, kind=Kind.PAYMENT, status=status, defaults=defaults, current=current
     )
     if charge is not None and _payment_charge_apply(movement, charge):
         movement.save()
@@ -411,7 +423,7 @@ def _cancellation_timeline(movement: MoneyMovement) -> None:
 
 def ledger_attach_and_recompute(*, client_id: int, payments: list[MoneyMovement]) -> int:
     """Give the client the rows that waited for these payments (caller holds the client's lock)."""
-    client = Client.objects.get(id=client_id)
+    client = Client(id=client_id)  # for the timeline's foreign key; the recompute reads the row
     customer_ids = {p.stripe_customer_id for p in payments if p.stripe_customer_id}
     if customer_ids:
         # Renewals and cancellations of the client's customers delivered before its checkout.
@@ -422,7 +434,8 @@ def ledger_attach_and_recompute(*, client_id: int, payments: list[MoneyMovement]
                 stripe_customer_id__in=customer_ids,
             )
         )
-        MoneyMovement.objects.filter(id__in=[m.id for m in waiting]).update(client_id=client_id)
+        if waiting:
+            MoneyMovement.objects.filter(id__in=[m.id for m in waiting]).update(client_id=client_id)
         for movement in waiting:
             movement.client = client
             if movement.kind == Kind.PAYMENT and movement.counts:
@@ -436,22 +449,25 @@ def ledger_attach_and_recompute(*, client_id: int, payments: list[MoneyMovement]
     intents = {p.payment_intent_id for p in payments} - {""}
     charges = {p.charge_id for p in payments} - {""}
     if intents or charges:
-        match = Q(payment_intent_id__in=intents) | Q(charge_id__in=charges)
-        orphans = list(
-            MoneyMovement.objects.filter(match, client__isnull=True, kind__in=[Kind.REFUND, Kind.DISPUTE])
+        # Refunds and disputes of these payments that arrived first (no client yet), and the
+        # client's ones that do not know their service yet: one query for both.
+        of_these = Q(payment_intent_id__in=intents) | Q(charge_id__in=charges)
+        unplaced = Q(client__isnull=True) | Q(client_id=client_id, service__isnull=True)
+        children = list(
+            MoneyMovement.objects.filter(of_these, unplaced, kind__in=[Kind.REFUND, Kind.DISPUTE])
         )
-        MoneyMovement.objects.filter(id__in=[m.id for m in orphans]).update(client_id=client_id)
+        orphans = [child for child in children if child.client_id is None]
+        if orphans:
+            MoneyMovement.objects.filter(id__in=[m.id for m in orphans]).update(client_id=client_id)
         for child in orphans:
             child.client = client
             _child_timeline(child)
         by_charge = {p.payment_intent_id or p.charge_id: p for p in payments}
-        for child in MoneyMovement.objects.filter(match, client_id=client_id, service__isnull=True).exclude(
-            kind=Kind.PAYMENT
-        ):
+        for child in children:
             parent = by_charge.get(child.payment_intent_id) or by_charge.get(child.charge_id)
-            if parent and parent.service_id:
+            if child.service_id is None and parent and parent.service_id:
                 MoneyMovement.objects.filter(id=child.id).update(service_id=parent.service_id)
-    return client_value_recompute(client_id=client.id)
+    return client_value_recompute(client_id=client_id)
 
 
 def client_value_recompute(*, client_id: int) -> int:
