@@ -129,6 +129,23 @@ def work_queue(sql: SqlCounter | None = None) -> tuple[int, dict]:
             per_func[str(name)] = per_func.get(str(name), 0) + 1
 
 
+def postgres_backend_cpu() -> float | None:
+    """CPU seconds used so far by this connection's PostgreSQL backend (same machine), or None."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:  # another machine, or not allowed
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def deliver_checkouts(sandbox, app, path: str, n: int, run: str) -> list[str]:
     """N paid checkouts in the sandbox, their events POSTed signed to the view; the session ids."""
     import json
@@ -205,6 +222,7 @@ def main() -> int:
 
     def batch(label: str, n: int, profiler: cProfile.Profile | None = None) -> float:
         sessions = deliver_checkouts(sandbox, app, path, n, f"{run}-{label}")
+        backend = postgres_backend_cpu()
         started = time.thread_time()
         if profiler:
             profiler.enable()
@@ -212,6 +230,10 @@ def main() -> int:
         if profiler:
             profiler.disable()
         cpu_ms = (time.thread_time() - started) * 1000 / n
+        if backend is not None and not profiler:
+            pg_ms = (postgres_backend_cpu() - backend) * 1000 / n
+            figures["postgres_cpu_ms_per_onboarding"] = rounded(pg_ms, 2)
+            log(f"{label}: PostgreSQL backend CPU {pg_ms:.1f} ms per onboarding")
         onboarded = Onboarding.objects.filter(
             checkout_session_id__in=sessions, status=Onboarding.Status.ONBOARDED
         ).count()
