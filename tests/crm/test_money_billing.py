@@ -165,3 +165,57 @@ def test_no_cost_order_onboards_with_value_zero(pipeline, retainer, mode):
     client = Client.objects.get()
     assert (client.invoiced_value, client.currency) == (0, "eur")
     assert_matches_sandbox(pipeline.sandbox)
+
+
+@pytest.mark.parametrize("returning", [False, True], ids=["new client", "returning client"])
+@pytest.mark.parametrize("first", ["invoice.paid", "checkout.session.completed"])
+def test_first_invoice_of_a_subscription_checkout_counts_once_whichever_arrives_first(
+    pipeline, retainer, first, returning
+):
+    """The first invoice's events (each twice) are worked before the session's, or after them."""
+    sandbox = pipeline.sandbox
+    earlier = 0
+    if returning:  # a client we know already: invoice.paid finds it and records the payment itself
+        deliver_shuffled(pipeline, subscribe(pipeline, mode="payment", amount=7000)[1], seed=1)
+        earlier = 7000
+    checkout, events = subscribe(pipeline, created=T0 + DAY)
+    invoice_id = checkout["session"]["invoice"]
+    leading = [e for e in events if sandbox.store.get("event", e)["type"] == first]
+    assert leading
+
+    deliver_shuffled(pipeline, leading, seed=2)
+    deliver_shuffled(pipeline, [e for e in events if e not in leading], seed=3)
+
+    client = Client.objects.get()
+    assert client.invoiced_value == earlier + 50000
+    [payment] = MoneyMovement.objects.filter(invoice_id=invoice_id)
+    assert (payment.stripe_id, payment.counts, payment.client) == (invoice_id, True, client)
+    assert payment.checkout_session_id == checkout["session"]["id"] and payment.payment is not None
+    assert MoneyMovement.objects.filter(kind=Kind.PAYMENT, counts=True).count() == 1 + returning
+    session_onboarding = Onboarding.objects.get(checkout_session_id=checkout["session"]["id"])
+    assert session_onboarding.status == Status.ONBOARDED
+    payment_lines = Activity.objects.filter(client=client, kind="payment", summary__contains="€500.00")
+    assert payment_lines.count() == 1
+    assert_matches_sandbox(sandbox)
+
+
+def test_free_trial_onboards_with_value_zero_and_its_first_bill_adds_without_onboarding_again(
+    pipeline, retainer
+):
+    sandbox = pipeline.sandbox
+    checkout, events = subscribe(pipeline, trial_days=14)
+    assert checkout["session"]["payment_status"] == "no_payment_required"
+    deliver_shuffled(pipeline, events, seed=4)
+
+    client = Client.objects.get()
+    assert Onboarding.objects.get().status == Status.ONBOARDED and len(mail.outbox) == 1
+    assert (client.invoiced_value, client.currency) == (0, "eur")
+    assert Workspace.objects.get(client=client).status == Workspace.Status.READY
+    assert_matches_sandbox(sandbox)
+
+    billed = sandbox.renew_subscription(checkout["session"]["subscription"], deliver=False)
+    deliver_shuffled(pipeline, undelivered(billed), seed=5)
+    client.refresh_from_db()
+    assert (client.invoiced_value, client.lifecycle_status) == (50000, Client.LifecycleStatus.ACTIVE)
+    assert Onboarding.objects.count() == 1 and len(mail.outbox) == 1
+    assert_matches_sandbox(sandbox)
