@@ -8,6 +8,7 @@ from crm.models import Activity, Client, MoneyMovement, Onboarding, Payment
 from provisioning.models import Workspace
 from tests.factories import ServiceFactory
 from tests.support.money import DAY, T0, assert_matches_sandbox, deliver_shuffled, undelivered
+from tests.support.pipeline import run_with_commit_hooks
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 
@@ -218,4 +219,53 @@ def test_free_trial_onboards_with_value_zero_and_its_first_bill_adds_without_onb
     client.refresh_from_db()
     assert (client.invoiced_value, client.lifecycle_status) == (50000, Client.LifecycleStatus.ACTIVE)
     assert Onboarding.objects.count() == 1 and len(mail.outbox) == 1
+    assert_matches_sandbox(sandbox)
+
+
+@pytest.mark.parametrize(
+    ("held_for", "invoice_fields", "reason"),
+    [
+        ("currency", {"currency": "chf"}, Onboarding.HeldReason.CURRENCY_NOT_ALLOWED),
+        ("no service", {"service_id": ""}, Onboarding.HeldReason.SERVICE_MISSING),
+        ("inactive service", {}, Onboarding.HeldReason.SERVICE_INACTIVE),
+    ],
+)
+def test_held_standalone_invoice_is_approved_like_a_checkout_and_counted_once(
+    pipeline, retainer, held_for, invoice_fields, reason
+):
+    from crm.services.staff import onboarding_approve
+
+    sandbox = pipeline.sandbox
+    if held_for == "inactive service":
+        retainer.active = False
+        retainer.save()
+    fields = {"service_id": "retainer", "currency": "eur", **invoice_fields}
+    invoice = sandbox.create_invoice(
+        amount=30000, email="grace@example.com", name="Grace", created=T0, deliver=False, **fields
+    )
+    deliver_shuffled(pipeline, undelivered(invoice), seed=1)
+    onboarding = Onboarding.objects.get()
+    assert (onboarding.source, onboarding.status, onboarding.held_reason) == (
+        Onboarding.Source.INVOICE,
+        Status.HELD,
+        reason,
+    )
+    assert not Client.objects.exists() and not MoneyMovement.objects.exists()
+
+    if held_for == "inactive service":
+        retainer.active = True
+        retainer.save()
+    supplied = retainer if held_for == "no service" else None
+    outcome = run_with_commit_hooks(onboarding_approve, onboarding=onboarding, actor=None, service=supplied)
+    assert outcome.startswith("Approved"), outcome
+    pipeline.work()
+    deliver_shuffled(pipeline, undelivered(invoice), seed=2)  # Stripe's retries after the approval
+
+    onboarding.refresh_from_db()
+    assert (onboarding.status, onboarding.service) == (Status.ONBOARDED, retainer)
+    grace = Client.objects.get()
+    assert (grace.invoiced_value, grace.currency) == (30000, fields["currency"])
+    [payment] = MoneyMovement.objects.all()
+    assert (payment.stripe_id, payment.counts) == (invoice["invoice"]["id"], True)
+    assert len(mail.outbox) == 1
     assert_matches_sandbox(sandbox)
