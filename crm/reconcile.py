@@ -6,8 +6,9 @@ Four kinds of gap, each reported with its ids:
 - unfinished onboardings: an email or workspace step stuck or given up, or an onboarding held for staff;
 - failed webhooks: a StripeWebhookJob that gave up, is overdue for its retry, lost its queue message
   or the worker running it;
-- value mismatches: a client whose invoiced_value is not its net in the ledger (crm/ledger.py), and
-  a paid invoice, refund or dispute Stripe lists that the ledger lacks or holds in another status.
+- value mismatches: a client whose invoiced_value is not its net in the ledger (crm/ledger.py), a
+  paid invoice, refund or dispute Stripe lists that the ledger lacks or holds in another status, and
+  a movement still "not settled yet" (its balance transaction was not made when it was recorded).
 
 Repairs go through the same doors as the worker and staff. `Fix.SAFE` (the daily schedule) only
 does what cannot hurt when repeated: it catches up missed events, requeues work that is waiting or
@@ -52,6 +53,7 @@ from .services.ledger import (
     client_lock,
     client_value_recompute,
     ledger_net_expression,
+    money_movement_settle,
 )
 from .services.onboarding import EMAIL_TASK
 from .services.workspace_step import workspace_step_requeue
@@ -68,6 +70,9 @@ STRIPE_EVENT_RETENTION_DAYS = 30
 # A step or onboarding untouched this long while "in flight" is stuck (step backoffs are capped at
 # RETRY_MAX_DELAY_SECONDS, 1 h).
 STALE_AFTER = timedelta(minutes=90)
+# Movements still without a settlement re-read from Stripe per run (one or two requests each; the
+# daily run is a task under Q_TIMEOUT).
+UNSETTLED_PER_RUN = 50
 # A webhook job queued this long, or this late for its retry, lost its queue message.
 WEBHOOK_OVERDUE = timedelta(minutes=10)
 IN_FLIGHT = [Step.PENDING, Step.RUNNING, Step.RETRYING]
@@ -204,6 +209,7 @@ def reconciliation_run(
         unpaid_past_expiry_reconcile(report=report, fix=fix, now=now)
         failed_webhooks_reconcile(report=report, fix=fix, now=now)
         ledger_movements_reconcile(report=report, fix=fix)
+        unsettled_movements_reconcile(report=report, fix=fix, stale_before=now - stale_after)
         value_mismatches_reconcile(report=report, fix=fix)
     except Exception as exc:
         run.error = f"{type(exc).__name__}: {exc}"
@@ -607,3 +613,39 @@ def ledger_movements_reconcile(*, report: Reconciliation, fix: Fix) -> None:
                     finding.repaired(f"recorded from Stripe ({now})")
                 else:
                     finding.for_staff("recording it failed (see the logs); runs again next time")
+
+
+# -- (f) settlements Stripe had not made yet when the movement was recorded ------------------------
+
+
+def unsettled_movements_reconcile(*, report: Reconciliation, fix: Fix, stale_before: datetime) -> None:
+    """Find movements the ledger still shows as "not settled yet" (of any age, untouched since
+    `stale_before`: the settle task ran and Stripe had no balance transaction then); with `fix` (a
+    read from Stripe, safe to repeat), settle them again. Reported under value mismatches."""
+    unsettled = (
+        MoneyMovement.objects.filter(settlement_net__isnull=True, updated__lt=stale_before)
+        .exclude(kind=MoneyMovement.Kind.CANCELLATION)
+        .exclude(kind=MoneyMovement.Kind.PAYMENT, counts=False)
+        .order_by("id")
+    )
+    for movement in unsettled[:UNSETTLED_PER_RUN]:
+        finding = report.add(
+            Gap.VALUE_MISMATCH,
+            f"settlement {movement.stripe_id}",
+            f"{movement.get_kind_display()} of {format_money(movement.amount, movement.currency)} recorded "
+            f"{movement.created:%Y-%m-%d %H:%M} has no balance transaction yet",
+        )
+        if fix == Fix.NONE:
+            continue
+        try:
+            money_movement_settle(movement_id=movement.id)
+        except stripe.StripeError as exc:
+            logger.warning("Settling movement %s failed: %s", movement.id, exc)
+            finding.outcome = f"asking Stripe failed ({type(exc).__name__}); runs again next time"
+            continue
+        movement.refresh_from_db()
+        if movement.settlement_net is None:
+            finding.outcome = "Stripe has no balance transaction for it yet; asked again next run"
+        else:
+            net = format_money(movement.settlement_net, movement.settlement_currency)
+            finding.repaired(f"settled from Stripe's balance transactions: {net} net")

@@ -2,16 +2,24 @@
 
 The sandbox's account settles in USD with a deterministic FX table whose rate moves every day
 (stripe_sandbox/fx.py), so a refund or dispute of a EUR payment settles at the rate of its own day,
-not the payment's.
+not the payment's. A balance transaction Stripe has not made yet is said to be missing, never
+guessed, and `reconcile_onboarding --fix` settles the movement once Stripe has it.
 """
 
+import io
+import json
+from datetime import timedelta
+
 import pytest
+from django.core.management import call_command
+from django.utils import timezone
 from djstripe.models import Event
 
 from crm.models import Client, MoneyMovement
 from crm.selectors.ledger import client_settlement_total
 from stripe_sandbox import fx
-from tests.support.money import DAY, T0, assert_matches_sandbox, deliver_shuffled, undelivered
+from tests.support.money import DAY, T0, assert_matches_sandbox, deliver_shuffled, undelivered, work_all
+from tests.support.staff import staff_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 
@@ -83,3 +91,44 @@ def test_adaptive_pricing_checkout_is_valued_in_the_currency_paid_and_settled_in
         == session["currency_conversion"]["fx_rate"]
     )
     assert_matches_sandbox(sandbox)
+
+
+def reconcile(*args: str) -> dict:
+    out = io.StringIO()
+    call_command("reconcile_onboarding", "--json", *args, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_settlement_not_made_yet_is_said_not_guessed_and_reconcile_settles_it_later(
+    pipeline, service, client
+):
+    sandbox = pipeline.sandbox
+    checkout = pipeline.checkout(amount=10000, currency="eur", created=T0)
+    charge = sandbox.find_charge(checkout["session"]["id"])
+    # Stripe has not made the charge's balance transaction yet when the worker reads the charge.
+    made_later, charge["balance_transaction"] = charge["balance_transaction"], None
+    deliver_shuffled(pipeline, [event["id"] for event in checkout["events"]], seed=13)
+
+    ada = Client.objects.get()
+    payment = MoneyMovement.objects.get()
+    assert (payment.counts, payment.settlement_net, payment.exchange_rate) == (True, None, None)
+    total = client_settlement_total(client=ada)
+    assert (total.amount, total.net, total.transactions, total.unknown) == (0, 0, 0, 1)
+    assert ada.invoiced_value == 10000  # the presentment value does not wait for the settlement
+    client.force_login(staff_user("Support"))
+    page = client.get(f"/admin/crm/client/{ada.id}/change/").content.decode()
+    assert "not available yet" in page[page.index('id="ledger"') :]
+    assert "1 movement not settled yet" in page[page.index('id="settlement-total"') :]
+
+    charge["balance_transaction"] = made_later
+    MoneyMovement.objects.update(updated=timezone.now() - timedelta(hours=2))
+    assert [f["ref"] for f in reconcile()["findings"]] == [f"settlement {payment.stripe_id}"]
+    [finding] = reconcile("--fix")["findings"]
+    assert finding["state"] == "repaired", finding
+    work_all()
+
+    payment.refresh_from_db()
+    assert payment.settlement_net is not None and payment.balance_transaction_id == made_later
+    assert client_settlement_total(client=ada).unknown == 0
+    assert_matches_sandbox(sandbox)
+    assert reconcile()["findings"] == []
