@@ -4,6 +4,8 @@ Four kinds of gap, each reported with its ids:
 - missed checkouts: a paid Checkout Session (found through Stripe's Events API) with no onboarding,
   or one still awaiting payment, whose event never reached our webhook;
 - unfinished onboardings: an email or workspace step stuck or given up, or an onboarding held for staff;
+  and offboardings: a workspace still ready after its service ended, or still suspended after it
+  was reactivated (the provisioning backend failed when the lifecycle changed);
 - failed webhooks: a StripeWebhookJob that gave up, is overdue for its retry, lost its queue message
   or the worker running it;
 - value mismatches: a client whose invoiced_value is not its net in the ledger (crm/ledger.py), a
@@ -26,7 +28,7 @@ from typing import Any
 
 import stripe
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from djstripe.models import Event, Session
 from djstripe.settings import djstripe_settings
@@ -34,6 +36,7 @@ from djstripe.settings import djstripe_settings
 from core.money import format_money
 from core.queue import enqueue_transactionally
 from core.retry import abandoned_before
+from provisioning.models import Workspace
 from stripe_events.models import StripeWebhookJob
 from stripe_events.stripe_client import stripe_api_key
 from stripe_events.stripe_json import stripe_object_json
@@ -55,6 +58,7 @@ from .services.ledger import (
     ledger_net_expression,
     money_movement_settle,
 )
+from .services.lifecycle import WORKSPACES_TASK, client_workspaces_out_of_step
 from .services.onboarding import EMAIL_TASK
 from .services.workspace_step import workspace_step_requeue
 
@@ -207,6 +211,7 @@ def reconciliation_run(
         missed_checkouts_reconcile(report=report, fix=fix)
         unfinished_onboardings_reconcile(report=report, fix=fix, stale_before=now - stale_after)
         unpaid_past_expiry_reconcile(report=report, fix=fix, now=now)
+        workspaces_out_of_step_reconcile(report=report, fix=fix, stale_before=now - stale_after)
         failed_webhooks_reconcile(report=report, fix=fix, now=now)
         ledger_movements_reconcile(report=report, fix=fix)
         unsettled_movements_reconcile(report=report, fix=fix, stale_before=now - stale_after)
@@ -386,6 +391,42 @@ def unpaid_past_expiry_reconcile(*, report: Reconciliation, fix: Fix, now: datet
         )
         if fix != Fix.NONE:
             finding.for_staff("no payment arrived: check the session in Stripe, then reject it or wait")
+
+
+def workspaces_out_of_step_reconcile(*, report: Reconciliation, fix: Fix, stale_before: datetime) -> None:
+    """Find clients whose workspaces are not as their lifecycle says, untouched since `stale_before`
+    (the backend failed to suspend or resume them); with `fix`, queue the change again (safe: it
+    only moves a workspace to the state the ledger says)."""
+    workspaces = Workspace.objects.filter(
+        client=OuterRef("pk"), status__in=[Workspace.Status.READY, Workspace.Status.SUSPENDED]
+    )
+    ending = MoneyMovement.objects.filter(client=OuterRef("pk")).filter(
+        Q(kind=MoneyMovement.Kind.CANCELLATION)
+        | Q(kind__in=[MoneyMovement.Kind.REFUND, MoneyMovement.Kind.DISPUTE], counts=True)
+    )
+    suspended = workspaces.filter(status=Workspace.Status.SUSPENDED)
+    candidates = (
+        Client.objects.filter(Exists(workspaces.filter(updated__lt=stale_before)))
+        .filter(
+            Q(lifecycle_status=Client.LifecycleStatus.CHURNED)
+            | Q(keep_active=True)
+            | Q(offboarded_by_staff=True)
+            | Exists(suspended)
+            | Exists(ending)
+        )
+        .order_by("id")
+    )
+    for client in candidates.iterator():
+        wrong = client_workspaces_out_of_step(client=client)
+        if not wrong:
+            continue
+        finding = report.add(
+            Gap.UNFINISHED_ONBOARDING, f"client {client.id} ({client.email}) workspaces", "; ".join(wrong)
+        )
+        if fix != Fix.NONE:
+            with transaction.atomic():
+                enqueue_transactionally(WORKSPACES_TASK, client.id)
+            finding.repaired("workspaces queued to be suspended or resumed again")
 
 
 def step_detail(onboarding: Onboarding, step: str) -> str:
