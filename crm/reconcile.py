@@ -9,8 +9,9 @@ Four kinds of gap, each reported with its ids:
 - failed webhooks: a StripeWebhookJob that gave up, is overdue for its retry, lost its queue message
   or the worker running it;
 - value mismatches: a client whose invoiced_value is not its net in the ledger (crm/ledger.py), a
-  paid invoice, refund or dispute Stripe lists that the ledger lacks or holds in another status, and
-  a movement still "not settled yet" (its balance transaction was not made when it was recorded).
+  paid invoice, refund or dispute Stripe lists that the ledger lacks or holds in another status, a
+  subscription cancelled at Stripe (its Events API) whose cancellation the ledger lacks, and a
+  movement still "not settled yet" (its balance transaction was not made when it was recorded).
 
 Repairs go through the same doors as the worker and staff. `Fix.SAFE` (the daily schedule) only
 does what cannot hurt when repeated: it catches up missed events, requeues work that is waiting or
@@ -55,6 +56,7 @@ from .services.ledger import (
     PAID,
     client_lock,
     client_value_recompute,
+    ledger_cancellation_record,
     ledger_net_expression,
     money_movement_settle,
 )
@@ -214,6 +216,7 @@ def reconciliation_run(
         workspaces_out_of_step_reconcile(report=report, fix=fix, stale_before=now - stale_after)
         failed_webhooks_reconcile(report=report, fix=fix, now=now)
         ledger_movements_reconcile(report=report, fix=fix)
+        cancellations_reconcile(report=report, fix=fix)
         unsettled_movements_reconcile(report=report, fix=fix, stale_before=now - stale_after)
         value_mismatches_reconcile(report=report, fix=fix)
     except Exception as exc:
@@ -690,3 +693,37 @@ def unsettled_movements_reconcile(*, report: Reconciliation, fix: Fix, stale_bef
         else:
             net = format_money(movement.settlement_net, movement.settlement_currency)
             finding.repaired(f"settled from Stripe's balance transactions: {net} net")
+
+
+# -- (g) cancellations Stripe made that never reached the ledger ------------------------------------
+
+
+def cancellations_reconcile(*, report: Reconciliation, fix: Fix) -> None:
+    """Find subscriptions Stripe cancelled in the window (its `customer.subscription.deleted` events,
+    100 a request) whose cancellation the ledger lacks; with `fix`, record them as the webhook would
+    (which offboards the service). Reported under value mismatches."""
+    listed = stripe.Event.list(
+        types=["customer.subscription.deleted"],
+        created={"gte": int(report.since.timestamp())},
+        limit=EVENTS_PAGE,
+        api_key=stripe_api_key(),
+        stripe_version=djstripe_settings.STRIPE_API_VERSION,
+    )
+    for page in _chunks(listed.auto_paging_iter(), EVENTS_PAGE):
+        subscriptions = {event.data.object.id: stripe_object_json(event)["data"]["object"] for event in page}
+        known = set(
+            MoneyMovement.objects.filter(
+                stripe_id__in=[f"{subscription_id}:deleted" for subscription_id in subscriptions]
+            ).values_list("subscription_id", flat=True)
+        )
+        for subscription_id, subscription in subscriptions.items():
+            if subscription_id in known:
+                continue
+            finding = report.add(
+                Gap.VALUE_MISMATCH,
+                f"subscription {subscription_id}",
+                "Stripe: cancelled; not in the ledger (customer.subscription.deleted never processed)",
+            )
+            if fix != Fix.NONE:
+                ledger_cancellation_record(subscription=subscription)
+                finding.repaired("cancellation recorded from Stripe's event")
