@@ -38,11 +38,11 @@ def _invoice_import(invoice: dict[str, Any], listed: Any, api_key: str) -> None:
 
 
 def _refund_import(refund: dict[str, Any], listed: Any, api_key: str) -> None:
-    ledger_refund_record(refund=refund)
+    ledger_refund_record(refund=refund, current=True)  # listed with its balance transactions
 
 
 def _dispute_import(dispute: dict[str, Any], listed: Any, api_key: str) -> None:
-    ledger_dispute_record(dispute=dispute)
+    ledger_dispute_record(dispute=dispute, current=True)
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,14 @@ Four kinds of gap, each reported with its ids:
 - missed checkouts: a paid Checkout Session (found through Stripe's Events API) with no onboarding,
   or one still awaiting payment, whose event never reached our webhook;
 - unfinished onboardings: an email or workspace step stuck or given up, or an onboarding held for staff;
+  and offboardings: a workspace still ready after its service ended, or still suspended after it
+  was reactivated (the provisioning backend failed when the lifecycle changed);
 - failed webhooks: a StripeWebhookJob that gave up, is overdue for its retry, lost its queue message
   or the worker running it;
-- value mismatches: a client whose invoiced_value is not its net in the ledger (crm/ledger.py), and
-  a paid invoice, refund or dispute Stripe lists that the ledger lacks or holds in another status.
+- value mismatches: a client whose invoiced_value is not its net in the ledger (crm/ledger.py), a
+  paid invoice, refund or dispute Stripe lists that the ledger lacks or holds in another status, a
+  subscription cancelled at Stripe (its Events API) whose cancellation the ledger lacks, and a
+  movement still "not settled yet" (its balance transaction was not made when it was recorded).
 
 Repairs go through the same doors as the worker and staff. `Fix.SAFE` (the daily schedule) only
 does what cannot hurt when repeated: it catches up missed events, requeues work that is waiting or
@@ -25,7 +29,7 @@ from typing import Any
 
 import stripe
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from djstripe.models import Event, Session
 from djstripe.settings import djstripe_settings
@@ -33,6 +37,7 @@ from djstripe.settings import djstripe_settings
 from core.money import format_money
 from core.queue import enqueue_transactionally
 from core.retry import abandoned_before
+from provisioning.models import Workspace
 from stripe_events.models import StripeWebhookJob
 from stripe_events.stripe_client import stripe_api_key
 from stripe_events.stripe_json import stripe_object_json
@@ -51,8 +56,11 @@ from .services.ledger import (
     PAID,
     client_lock,
     client_value_recompute,
+    ledger_cancellation_record,
     ledger_net_expression,
+    money_movement_settle,
 )
+from .services.lifecycle import WORKSPACES_TASK, client_workspaces_out_of_step
 from .services.onboarding import EMAIL_TASK
 from .services.workspace_step import workspace_step_requeue
 
@@ -68,6 +76,9 @@ STRIPE_EVENT_RETENTION_DAYS = 30
 # A step or onboarding untouched this long while "in flight" is stuck (step backoffs are capped at
 # RETRY_MAX_DELAY_SECONDS, 1 h).
 STALE_AFTER = timedelta(minutes=90)
+# Movements still without a settlement re-read from Stripe per run (one or two requests each; the
+# daily run is a task under Q_TIMEOUT).
+UNSETTLED_PER_RUN = 50
 # A webhook job queued this long, or this late for its retry, lost its queue message.
 WEBHOOK_OVERDUE = timedelta(minutes=10)
 IN_FLIGHT = [Step.PENDING, Step.RUNNING, Step.RETRYING]
@@ -202,8 +213,11 @@ def reconciliation_run(
         missed_checkouts_reconcile(report=report, fix=fix)
         unfinished_onboardings_reconcile(report=report, fix=fix, stale_before=now - stale_after)
         unpaid_past_expiry_reconcile(report=report, fix=fix, now=now)
+        workspaces_out_of_step_reconcile(report=report, fix=fix, stale_before=now - stale_after)
         failed_webhooks_reconcile(report=report, fix=fix, now=now)
         ledger_movements_reconcile(report=report, fix=fix)
+        cancellations_reconcile(report=report, fix=fix)
+        unsettled_movements_reconcile(report=report, fix=fix, stale_before=now - stale_after)
         value_mismatches_reconcile(report=report, fix=fix)
     except Exception as exc:
         run.error = f"{type(exc).__name__}: {exc}"
@@ -380,6 +394,42 @@ def unpaid_past_expiry_reconcile(*, report: Reconciliation, fix: Fix, now: datet
         )
         if fix != Fix.NONE:
             finding.for_staff("no payment arrived: check the session in Stripe, then reject it or wait")
+
+
+def workspaces_out_of_step_reconcile(*, report: Reconciliation, fix: Fix, stale_before: datetime) -> None:
+    """Find clients whose workspaces are not as their lifecycle says, untouched since `stale_before`
+    (the backend failed to suspend or resume them); with `fix`, queue the change again (safe: it
+    only moves a workspace to the state the ledger says)."""
+    workspaces = Workspace.objects.filter(
+        client=OuterRef("pk"), status__in=[Workspace.Status.READY, Workspace.Status.SUSPENDED]
+    )
+    ending = MoneyMovement.objects.filter(client=OuterRef("pk")).filter(
+        Q(kind=MoneyMovement.Kind.CANCELLATION)
+        | Q(kind__in=[MoneyMovement.Kind.REFUND, MoneyMovement.Kind.DISPUTE], counts=True)
+    )
+    suspended = workspaces.filter(status=Workspace.Status.SUSPENDED)
+    candidates = (
+        Client.objects.filter(Exists(workspaces.filter(updated__lt=stale_before)))
+        .filter(
+            Q(lifecycle_status=Client.LifecycleStatus.CHURNED)
+            | Q(keep_active=True)
+            | Q(offboarded_by_staff=True)
+            | Exists(suspended)
+            | Exists(ending)
+        )
+        .order_by("id")
+    )
+    for client in candidates.iterator():
+        wrong = client_workspaces_out_of_step(client=client)
+        if not wrong:
+            continue
+        finding = report.add(
+            Gap.UNFINISHED_ONBOARDING, f"client {client.id} ({client.email}) workspaces", "; ".join(wrong)
+        )
+        if fix != Fix.NONE:
+            with transaction.atomic():
+                enqueue_transactionally(WORKSPACES_TASK, client.id)
+            finding.repaired("workspaces queued to be suspended or resumed again")
 
 
 def step_detail(onboarding: Onboarding, step: str) -> str:
@@ -607,3 +657,73 @@ def ledger_movements_reconcile(*, report: Reconciliation, fix: Fix) -> None:
                     finding.repaired(f"recorded from Stripe ({now})")
                 else:
                     finding.for_staff("recording it failed (see the logs); runs again next time")
+
+
+# -- (f) settlements Stripe had not made yet when the movement was recorded ------------------------
+
+
+def unsettled_movements_reconcile(*, report: Reconciliation, fix: Fix, stale_before: datetime) -> None:
+    """Find movements the ledger still shows as "not settled yet" (of any age, untouched since
+    `stale_before`: the settle task ran and Stripe had no balance transaction then); with `fix` (a
+    read from Stripe, safe to repeat), settle them again. Reported under value mismatches."""
+    unsettled = (
+        MoneyMovement.objects.filter(settlement_net__isnull=True, updated__lt=stale_before)
+        .exclude(kind=MoneyMovement.Kind.CANCELLATION)
+        .exclude(kind=MoneyMovement.Kind.PAYMENT, counts=False)
+        .order_by("id")
+    )
+    for movement in unsettled[:UNSETTLED_PER_RUN]:
+        finding = report.add(
+            Gap.VALUE_MISMATCH,
+            f"settlement {movement.stripe_id}",
+            f"{movement.get_kind_display()} of {format_money(movement.amount, movement.currency)} recorded "
+            f"{movement.created:%Y-%m-%d %H:%M} has no balance transaction yet",
+        )
+        if fix == Fix.NONE:
+            continue
+        try:
+            money_movement_settle(movement_id=movement.id)
+        except stripe.StripeError as exc:
+            logger.warning("Settling movement %s failed: %s", movement.id, exc)
+            finding.outcome = f"asking Stripe failed ({type(exc).__name__}); runs again next time"
+            continue
+        movement.refresh_from_db()
+        if movement.settlement_net is None:
+            finding.outcome = "Stripe has no balance transaction for it yet; asked again next run"
+        else:
+            net = format_money(movement.settlement_net, movement.settlement_currency)
+            finding.repaired(f"settled from Stripe's balance transactions: {net} net")
+
+
+# -- (g) cancellations Stripe made that never reached the ledger ------------------------------------
+
+
+def cancellations_reconcile(*, report: Reconciliation, fix: Fix) -> None:
+    """Find subscriptions Stripe cancelled in the window (its `customer.subscription.deleted` events,
+    100 a request) whose cancellation the ledger lacks; with `fix`, record them as the webhook would
+    (which offboards the service). Reported under value mismatches."""
+    listed = stripe.Event.list(
+        types=["customer.subscription.deleted"],
+        created={"gte": int(report.since.timestamp())},
+        limit=EVENTS_PAGE,
+        api_key=stripe_api_key(),
+        stripe_version=djstripe_settings.STRIPE_API_VERSION,
+    )
+    for page in _chunks(listed.auto_paging_iter(), EVENTS_PAGE):
+        subscriptions = {event.data.object.id: stripe_object_json(event)["data"]["object"] for event in page}
+        known = set(
+            MoneyMovement.objects.filter(
+                stripe_id__in=[f"{subscription_id}:deleted" for subscription_id in subscriptions]
+            ).values_list("subscription_id", flat=True)
+        )
+        for subscription_id, subscription in subscriptions.items():
+            if subscription_id in known:
+                continue
+            finding = report.add(
+                Gap.VALUE_MISMATCH,
+                f"subscription {subscription_id}",
+                "Stripe: cancelled; not in the ledger (customer.subscription.deleted never processed)",
+            )
+            if fix != Fix.NONE:
+                ledger_cancellation_record(subscription=subscription)
+                finding.repaired("cancellation recorded from Stripe's event")

@@ -6,7 +6,10 @@ from djstripe.settings import djstripe_settings
 
 
 def configure() -> None:
-    """Set the HTTP timeout and network retries used by every Stripe API call."""
+    """Set the API version, HTTP timeout and network retries used by every Stripe API call."""
+    # The pinned version (STRIPE_API_VERSION) for every request, not only dj-stripe's: stripe-python
+    # otherwise sends its own default (15.x: a newer dahlia), whose shapes our ledger does not read.
+    stripe.api_version = djstripe_settings.STRIPE_API_VERSION
     # stripe-python waits 80 s by default; a worker should fail fast and retry with backoff.
     stripe.default_http_client = stripe.new_default_http_client(timeout=settings.STRIPE_API_TIMEOUT)
     # stripe-python itself retries connection errors, 409s and 5xx (with Stripe-Should-Retry)

@@ -107,7 +107,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         api = self.sandbox.api
         matched = api.match(self.command, path)
         pattern = matched[0].pattern if matched else f"{self.command} {normalize_path(path)}"
-        self.sandbox.count_request(pattern)
+        self.sandbox.count_request(pattern, self.headers.get("Stripe-Version"))
         if not self.sandbox.admit_request():
             # Stripe's answer above the rate limit: 429, code rate_limit, no Retry-After header.
             error = StripeApiError(429, _RATE_LIMIT_MESSAGE, code="rate_limit")

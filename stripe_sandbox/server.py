@@ -46,6 +46,7 @@ class StripeSandbox(MoneyOperations):
         self.account["default_currency"] = self.store.settlement_currency
         self.api = StripeApi(self.store, self.ids, self.account)
         self._counts: Counter = Counter()
+        self._versions: Counter = Counter()  # (Stripe-Version asked for, endpoint pattern)
         self._counts_lock = threading.Lock()
         self._idempotent: dict[tuple, tuple] = {}
         # Live mode's read/write limit when set (`POST /_sandbox/rate_limit`): requests per
@@ -485,10 +486,11 @@ class StripeSandbox(MoneyOperations):
         """Remove every fault rule."""
         self.faults.clear()
 
-    def count_request(self, pattern: str) -> None:
-        """Record one `/v1` request under its endpoint pattern."""
+    def count_request(self, pattern: str, version: str | None = None) -> None:
+        """Record one `/v1` request under its endpoint pattern, and the API version it asked for."""
         with self._counts_lock:
             self._counts[pattern] += 1
+            self._versions[(version or "", pattern)] += 1
 
     def admit_request(self) -> bool:
         """Count a `/v1` request in its wall-clock second; False when over the rate limit."""
@@ -518,10 +520,19 @@ class StripeSandbox(MoneyOperations):
         counts["total"] = sum(counts.values())
         return counts
 
+    def request_versions(self) -> dict[str, dict[str, int]]:
+        """`{Stripe-Version header ("" when none was sent): {endpoint pattern: requests}}`."""
+        with self._counts_lock:
+            versions: dict[str, dict[str, int]] = {}
+            for (version, pattern), n in self._versions.items():
+                versions.setdefault(version, {})[pattern] = n
+        return versions
+
     def reset_request_counts(self) -> None:
         """Zero the request counters."""
         with self._counts_lock:
             self._counts.clear()
+            self._versions.clear()
             self._per_second.clear()
             self._rate_limited = 0
 

@@ -292,8 +292,11 @@ def _lock_for_charge(*, payment_intent_id: str, charge_id: str) -> MoneyMovement
     return payment
 
 
-def ledger_refund_record(*, refund: dict[str, Any]) -> MoneyMovement:
-    """Record a refund (any status; only a succeeded one counts) from Stripe's JSON, once."""
+def ledger_refund_record(*, refund: dict[str, Any], current: bool = False) -> MoneyMovement:
+    """Record a refund (any status; only a succeeded one counts) from Stripe's JSON, once.
+
+    `current`: the refund was just read from Stripe (a list, a retrieve), not an event's snapshot;
+    with its balance transactions expanded it needs no settle task (no request per object)."""
     with transaction.atomic():
         payment_intent_id = stripe_id_of(refund.get("payment_intent"))
         charge_id = stripe_id_of(refund.get("charge"))
@@ -307,11 +310,13 @@ def ledger_refund_record(*, refund: dict[str, Any]) -> MoneyMovement:
             status=refund.get("status") or "pending",
             defaults=_child_defaults(refund, payment, payment_intent_id, charge_id),
         )
-        return _child_finish(movement, changed, Settlement.from_transactions(transactions))
+        return _child_finish(movement, changed, Settlement.from_transactions(transactions), current=current)
 
 
-def ledger_dispute_record(*, dispute: dict[str, Any]) -> MoneyMovement:
-    """Record a dispute (open: the client is at risk; lost: deducted; won: not) from Stripe's JSON."""
+def ledger_dispute_record(*, dispute: dict[str, Any], current: bool = False) -> MoneyMovement:
+    """Record a dispute (open: the client is at risk; lost: deducted; won: not) from Stripe's JSON.
+
+    `current`: as for `ledger_refund_record` (a dispute's balance transactions are always expanded)."""
     with transaction.atomic():
         payment_intent_id = stripe_id_of(dispute.get("payment_intent"))
         charge_id = stripe_id_of(dispute.get("charge"))
@@ -323,7 +328,10 @@ def ledger_dispute_record(*, dispute: dict[str, Any]) -> MoneyMovement:
             defaults=_child_defaults(dispute, payment, payment_intent_id, charge_id),
         )
         return _child_finish(
-            movement, changed, Settlement.from_transactions(list(dispute.get("balance_transactions") or []))
+            movement,
+            changed,
+            Settlement.from_transactions(list(dispute.get("balance_transactions") or [])),
+            current=current,
         )
 
 
@@ -345,11 +353,14 @@ def _child_defaults(
     }
 
 
-def _child_finish(movement: MoneyMovement, changed: bool, settlement: Settlement | None) -> MoneyMovement:
+def _child_finish(
+    movement: MoneyMovement, changed: bool, settlement: Settlement | None, *, current: bool
+) -> MoneyMovement:
     if _settlement_apply(movement, settlement):
         movement.save()
     if changed:
-        enqueue_transactionally(SETTLE_TASK, movement.id)  # Stripe's current state and settlement
+        if not (current and settlement is not None):
+            enqueue_transactionally(SETTLE_TASK, movement.id)  # Stripe's current state and settlement
         if movement.client_id:
             _child_timeline(movement)
     if movement.client_id:
@@ -515,11 +526,11 @@ def money_movement_settle(*, movement_id: int) -> str:
         refund = stripe.Refund.retrieve(
             movement.stripe_id, api_key=api_key, expand=["balance_transaction", "failure_balance_transaction"]
         )
-        ledger_refund_record(refund=stripe_object_json(refund))
+        ledger_refund_record(refund=stripe_object_json(refund), current=True)
         return "refund"
     if movement.kind == Kind.DISPUTE:
         dispute = stripe.Dispute.retrieve(movement.stripe_id, api_key=api_key)
-        ledger_dispute_record(dispute=stripe_object_json(dispute))
+        ledger_dispute_record(dispute=stripe_object_json(dispute), current=True)
         return "dispute"
     if movement.kind != Kind.PAYMENT:
         return "nothing to settle"

@@ -13,6 +13,8 @@ Staff can offboard by hand (`client_offboard`, all workspaces suspended until a 
 Workspaces change through a task, outside any lock (the provisioning backend may be remote).
 """
 
+import logging
+
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
@@ -33,6 +35,8 @@ from .client_ledger import (
     paid_service_ids,
     service_end_reason,
 )
+
+logger = logging.getLogger(__name__)
 
 Status = Client.LifecycleStatus
 WORKSPACES_TASK = "crm.tasks.client_workspaces_apply"
@@ -127,15 +131,36 @@ def client_workspaces_apply(*, client_id: int) -> list[str]:
     done = []
     for workspace in Workspace.objects.filter(client=client).select_related("service"):
         reason = ended.get(workspace.service_id)
-        if reason and workspace_suspend(client_id=client.id, service_id=workspace.service_id, reason=reason):
-            summary, detail = f"Workspace for {workspace.service.name} suspended", reason
-        elif not reason and workspace_resume(client_id=client.id, service_id=workspace.service_id):
-            summary, detail = f"Workspace for {workspace.service.name} resumed", ""
-        else:
-            continue
-        activity_record(kind=ActivityKind.WORKSPACE, summary=summary, detail=detail, client=client)
+        name = workspace.service.name
+        try:
+            if reason and workspace_suspend(
+                client_id=client.id, service_id=workspace.service_id, reason=reason
+            ):
+                summary, detail = f"Workspace for {name} suspended", reason
+            elif not reason and workspace_resume(client_id=client.id, service_id=workspace.service_id):
+                summary, detail = f"Workspace for {name} resumed", ""
+            else:
+                continue
+        except Exception as exc:  # noqa: BLE001 - the backend may be remote; reconciliation tries again
+            action = "suspended" if reason else "resumed"
+            logger.warning("Workspace %s could not be %s: %s", workspace.id, action, exc)
+            summary, detail = f"Workspace for {name} could not be {action}", f"{type(exc).__name__}: {exc}"
+        activity_record(kind=ActivityKind.WORKSPACE, summary=summary, detail=detail[:2000], client=client)
         done.append(summary)
     return done
+
+
+def client_workspaces_out_of_step(*, client: Client) -> list[str]:
+    """Workspaces whose state is not what the client's lifecycle says (a backend that failed)."""
+    ended = client_services_ended(client=client)
+    workspaces = Workspace.objects.filter(
+        client=client, status__in=[Workspace.Status.READY, Workspace.Status.SUSPENDED]
+    ).select_related("service")
+    return [
+        f"{w.service.name} is {w.status}, should be {'suspended' if w.service_id in ended else 'ready'}"
+        for w in workspaces
+        if (w.status == Workspace.Status.SUSPENDED) != (w.service_id in ended)
+    ]
 
 
 # -- staff doors ------------------------------------------------------------------------------------

@@ -131,7 +131,12 @@ def test_backfill_records_the_money_history_with_list_requests_once(pipeline, se
     assert {key for key in requests if "{id}" not in key} <= LISTS | {"GET /v1/account", "total"}
     per_object = ("invoices", "refunds", "disputes", "customers", "charges", "payment_intents", "checkout")
     assert not [key for key in requests if "{id}" in key and key.split("/")[2] in per_object]
+    sandbox.reset_request_counts()
     work_all()  # the worker: welcome emails, workspaces, settlements (as after webhooks)
+    # Refunds and disputes came settled in their lists. (Known gap: each payment's settle task
+    # still reads its payment intent, and an invoice's payments first: 1-2 requests a payment.)
+    after_import = set(sandbox.request_counts())
+    assert after_import <= {"GET /v1/invoice_payments", "GET /v1/payment_intents/{id}", "total"}, after_import
 
     assert summary["status"] == "completed"
     assert summary["counts"]["ledger"] == {"invoices": 3, "refunds": 2, "disputes": 2, "failed": 0}

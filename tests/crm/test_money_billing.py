@@ -8,6 +8,7 @@ from crm.models import Activity, Client, MoneyMovement, Onboarding, Payment
 from provisioning.models import Workspace
 from tests.factories import ServiceFactory
 from tests.support.money import DAY, T0, assert_matches_sandbox, deliver_shuffled, undelivered
+from tests.support.pipeline import run_with_commit_hooks
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 
@@ -165,3 +166,106 @@ def test_no_cost_order_onboards_with_value_zero(pipeline, retainer, mode):
     client = Client.objects.get()
     assert (client.invoiced_value, client.currency) == (0, "eur")
     assert_matches_sandbox(pipeline.sandbox)
+
+
+@pytest.mark.parametrize("returning", [False, True], ids=["new client", "returning client"])
+@pytest.mark.parametrize("first", ["invoice.paid", "checkout.session.completed"])
+def test_first_invoice_of_a_subscription_checkout_counts_once_whichever_arrives_first(
+    pipeline, retainer, first, returning
+):
+    """The first invoice's events (each twice) are worked before the session's, or after them."""
+    sandbox = pipeline.sandbox
+    earlier = 0
+    if returning:  # a client we know already: invoice.paid finds it and records the payment itself
+        deliver_shuffled(pipeline, subscribe(pipeline, mode="payment", amount=7000)[1], seed=1)
+        earlier = 7000
+    checkout, events = subscribe(pipeline, created=T0 + DAY)
+    invoice_id = checkout["session"]["invoice"]
+    leading = [e for e in events if sandbox.store.get("event", e)["type"] == first]
+    assert leading
+
+    deliver_shuffled(pipeline, leading, seed=2)
+    deliver_shuffled(pipeline, [e for e in events if e not in leading], seed=3)
+
+    client = Client.objects.get()
+    assert client.invoiced_value == earlier + 50000
+    [payment] = MoneyMovement.objects.filter(invoice_id=invoice_id)
+    assert (payment.stripe_id, payment.counts, payment.client) == (invoice_id, True, client)
+    assert payment.checkout_session_id == checkout["session"]["id"] and payment.payment is not None
+    assert MoneyMovement.objects.filter(kind=Kind.PAYMENT, counts=True).count() == 1 + returning
+    session_onboarding = Onboarding.objects.get(checkout_session_id=checkout["session"]["id"])
+    assert session_onboarding.status == Status.ONBOARDED
+    payment_lines = Activity.objects.filter(client=client, kind="payment", summary__contains="€500.00")
+    assert payment_lines.count() == 1
+    assert_matches_sandbox(sandbox)
+
+
+def test_free_trial_onboards_with_value_zero_and_its_first_bill_adds_without_onboarding_again(
+    pipeline, retainer
+):
+    sandbox = pipeline.sandbox
+    checkout, events = subscribe(pipeline, trial_days=14)
+    assert checkout["session"]["payment_status"] == "no_payment_required"
+    deliver_shuffled(pipeline, events, seed=4)
+
+    client = Client.objects.get()
+    assert Onboarding.objects.get().status == Status.ONBOARDED and len(mail.outbox) == 1
+    assert (client.invoiced_value, client.currency) == (0, "eur")
+    assert Workspace.objects.get(client=client).status == Workspace.Status.READY
+    assert_matches_sandbox(sandbox)
+
+    billed = sandbox.renew_subscription(checkout["session"]["subscription"], deliver=False)
+    deliver_shuffled(pipeline, undelivered(billed), seed=5)
+    client.refresh_from_db()
+    assert (client.invoiced_value, client.lifecycle_status) == (50000, Client.LifecycleStatus.ACTIVE)
+    assert Onboarding.objects.count() == 1 and len(mail.outbox) == 1
+    assert_matches_sandbox(sandbox)
+
+
+@pytest.mark.parametrize(
+    ("held_for", "invoice_fields", "reason"),
+    [
+        ("currency", {"currency": "chf"}, Onboarding.HeldReason.CURRENCY_NOT_ALLOWED),
+        ("no service", {"service_id": ""}, Onboarding.HeldReason.SERVICE_MISSING),
+        ("inactive service", {}, Onboarding.HeldReason.SERVICE_INACTIVE),
+    ],
+)
+def test_held_standalone_invoice_is_approved_like_a_checkout_and_counted_once(
+    pipeline, retainer, held_for, invoice_fields, reason
+):
+    from crm.services.staff import onboarding_approve
+
+    sandbox = pipeline.sandbox
+    if held_for == "inactive service":
+        retainer.active = False
+        retainer.save()
+    fields = {"service_id": "retainer", "currency": "eur", **invoice_fields}
+    invoice = sandbox.create_invoice(
+        amount=30000, email="grace@example.com", name="Grace", created=T0, deliver=False, **fields
+    )
+    deliver_shuffled(pipeline, undelivered(invoice), seed=1)
+    onboarding = Onboarding.objects.get()
+    assert (onboarding.source, onboarding.status, onboarding.held_reason) == (
+        Onboarding.Source.INVOICE,
+        Status.HELD,
+        reason,
+    )
+    assert not Client.objects.exists() and not MoneyMovement.objects.exists()
+
+    if held_for == "inactive service":
+        retainer.active = True
+        retainer.save()
+    supplied = retainer if held_for == "no service" else None
+    outcome = run_with_commit_hooks(onboarding_approve, onboarding=onboarding, actor=None, service=supplied)
+    assert outcome.startswith("Approved"), outcome
+    pipeline.work()
+    deliver_shuffled(pipeline, undelivered(invoice), seed=2)  # Stripe's retries after the approval
+
+    onboarding.refresh_from_db()
+    assert (onboarding.status, onboarding.service) == (Status.ONBOARDED, retainer)
+    grace = Client.objects.get()
+    assert (grace.invoiced_value, grace.currency) == (30000, fields["currency"])
+    [payment] = MoneyMovement.objects.all()
+    assert (payment.stripe_id, payment.counts) == (invoice["invoice"]["id"], True)
+    assert len(mail.outbox) == 1
+    assert_matches_sandbox(sandbox)

@@ -117,19 +117,3 @@ def test_timeline_records_refunds_once(pipeline, service):
     summaries = list(Activity.objects.filter(kind="payment").values_list("summary", flat=True))
     assert summaries.count("Payment of $100.00 recorded") == 1
     assert summaries.count("Refund of $25.00 succeeded") == 1
-
-
-def test_settlement_not_available_yet_is_counted_not_guessed(pipeline, service):
-    from crm.selectors.ledger import client_settlement_total
-    from crm.services.ledger import Settlement
-
-    pipeline.pay_and_process(amount=10000, currency="usd", created=T0)
-    ada = Client.objects.get()
-    known = client_settlement_total(client=ada)
-    assert known.transactions == 1 and known.unknown == 0
-    # A payment whose balance transaction Stripe has not made yet (as the settle task would leave it).
-    MoneyMovement.objects.filter(client=ada).update(settlement_net=None)
-    unknown = client_settlement_total(client=ada)
-    assert (unknown.net, unknown.transactions, unknown.unknown) == (0, 0, 1)
-    assert Settlement.from_transactions(["txn_not_expanded"]) is None
-    assert Settlement.from_transactions([None]) is None

@@ -141,14 +141,14 @@ def test_report_finds_every_gap_and_changes_nothing(pipeline, sandbox, service):
     assert "tampered@example.com" in value_ref
     assert {f["state"] for f in report["findings"]} == {"open"}
     assert crm_state() == before
-    # Only list requests: one page holds every checkout event here, and one each for the ledger's
-    # invoices, refunds and disputes.
+    # Only list requests: one page holds every checkout event here, one the cancellation events,
+    # and one each for the ledger's invoices, refunds and disputes.
     assert sandbox.request_counts() == {
-        "GET /v1/events": 1,
+        "GET /v1/events": 2,
         "GET /v1/invoices": 1,
         "GET /v1/refunds": 1,
         "GET /v1/disputes": 1,
-        "total": 4,
+        "total": 5,
     }
 
     run = ReconciliationRun.objects.get(id=report["run_id"])
@@ -265,7 +265,7 @@ def test_events_scan_reads_pages_of_100_with_a_fixed_number_of_queries(
     assert report["events_scanned"] == sessions
     assert report["counts"]["missed_checkout"] == sessions
     counts = sandbox.request_counts()
-    assert counts["GET /v1/events"] == math.ceil(sessions / 100)
+    assert counts["GET /v1/events"] == math.ceil(sessions / 100) + 1  # + the cancellations (none)
     assert counts["total"] == counts["GET /v1/events"] + 3  # + invoices, refunds, disputes (empty)
 
 

@@ -1,5 +1,6 @@
-"""Reconcile compares Stripe's paid invoices, refunds and disputes (list requests) with the ledger:
-it reports what the ledger lacks or holds in another status, and --fix records it once."""
+"""Reconcile compares Stripe's paid invoices, refunds and disputes (list requests) and its
+cancellations (Events API) with the ledger: it reports what the ledger lacks or holds in another
+status, and --fix records it once."""
 
 import io
 import json
@@ -8,6 +9,8 @@ import pytest
 from django.core.management import call_command
 
 from crm.models import Client, MoneyMovement
+from provisioning.models import Workspace
+from tests.factories import ServiceFactory
 from tests.support.money import assert_matches_sandbox, undelivered, work_all
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
@@ -59,3 +62,24 @@ def test_report_finds_refunds_and_disputes_the_ledger_missed_and_fix_records_the
     rows = MoneyMovement.objects.count()
     assert ledger_refs(reconcile()) == []
     assert MoneyMovement.objects.count() == rows
+
+
+def test_a_cancellation_whose_webhook_never_arrived_is_found_and_fix_offboards_once(pipeline):
+    ServiceFactory(service_id="retainer", name="Monthly retainer")
+    sandbox = pipeline.sandbox
+    checkout = pipeline.pay_and_process(email="ada@example.com", service_id="retainer", mode="subscription")
+    subscription_id = checkout["session"]["subscription"]
+    assert undelivered(sandbox.cancel_subscription(subscription_id, deliver=False))  # lost
+
+    refs = [f["ref"] for f in reconcile()["findings"]]
+    assert refs == [f"subscription {subscription_id}"]
+    assert Client.objects.get().lifecycle_status == Client.LifecycleStatus.ACTIVE  # report only
+
+    [finding] = reconcile("--fix")["findings"]
+    assert finding["state"] == "repaired"
+    work_all()
+    ada = Client.objects.get()
+    assert ada.lifecycle_status == Client.LifecycleStatus.CHURNED and "cancelled" in ada.lifecycle_reason
+    assert Workspace.objects.get().status == Workspace.Status.SUSPENDED
+    assert reconcile()["findings"] == []
+    assert MoneyMovement.objects.filter(kind=MoneyMovement.Kind.CANCELLATION).count() == 1

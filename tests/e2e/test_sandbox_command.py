@@ -38,3 +38,29 @@ def test_ctrl_c_then_sigterm_stops_the_sandbox_cleanly(delay):
     # 0, or killed by the late SIGTERM while the interpreter was already exiting (its handlers
     # are gone by then): either way after a clean stop.
     assert proc.returncode in (0, -signal.SIGTERM), (proc.returncode, stderr)
+
+
+def test_settlement_currency_option_sets_the_accounts_currency():
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "stripe_sandbox",
+            "--port",
+            str(free_port()),
+            "--settlement-currency",
+            "EUR",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_DEBUG": "1", "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        announced = read_until(proc, "Ctrl-C to stop.", timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "settles in EUR" in announced

@@ -1,16 +1,20 @@
 """The HTTP provisioning backend against a fake dashboard service at the network edge."""
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from werkzeug import Request, Response
 
 from core.retry import max_attempts
 from core.signing import signature_header, signature_verify
-from crm.models import Onboarding
+from crm.models import Activity, Client, Onboarding
+from crm.reconcile import Fix, reconciliation_run
 from crm.services.workspace_step import workspace_step_run
 from provisioning.backends import HttpBackend
 from provisioning.models import Workspace
+from tests.support.money import deliver_shuffled, undelivered
 from tests.support.pipeline import run_queued_tasks, run_with_commit_hooks, wait_until
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("service", "anymail_outbox")]
@@ -206,3 +210,45 @@ def test_the_reference_receiver_answers_202_once_per_key_and_calls_back_signed(h
         assert json.loads(request.get_data())["status"] == "ready"
     finally:
         server.shutdown()
+
+
+def test_offboarding_suspends_through_the_http_backend_and_reconcile_retries_a_failed_suspend(
+    pipeline, dashboard
+):
+    """A full refund offboards: the dashboard service gets a signed suspend. It answers 503 while
+    it is down; the client is churned, the timeline says the suspension failed, and once it is
+    back the daily reconciliation (its safe repairs) asks again. A new payment resumes it."""
+    suspends, down = [], [True]
+
+    def suspend(request: Request) -> Response:
+        verified(request)
+        suspends.append(request.headers["Idempotency-Key"])
+        return Response("{}", 503 if down[0] else 200, content_type="application/json")
+
+    dashboard.expect_request("/api/workspaces", method="POST").respond_with_json(
+        {"id": "ws_5", "url": "u", "status": "ready"}, 201
+    )
+    dashboard.expect_request("/api/workspaces/ws_5/suspend", method="POST").respond_with_handler(suspend)
+    dashboard.expect_request("/api/workspaces/ws_5/resume", method="POST").respond_with_json({}, 200)
+    checkout = pipeline.pay_and_process(email="ada@example.com")
+    refund = pipeline.sandbox.refund(checkout["session"]["id"], deliver=False)
+    deliver_shuffled(pipeline, undelivered(refund), seed=1)
+
+    ada = Client.objects.get()
+    assert ada.lifecycle_status == Client.LifecycleStatus.CHURNED and suspends
+    assert Workspace.objects.get().status == Workspace.Status.READY
+    failed = Activity.objects.filter(client=ada, summary__endswith="could not be suspended")
+    assert failed.count() == len(suspends) and "503" in failed.first().detail
+    down[0], tried = False, len(suspends)
+    Workspace.objects.update(updated=timezone.now() - timedelta(hours=2))
+
+    _, report = run_with_commit_hooks(reconciliation_run, days=7, fix=Fix.SAFE)
+    [finding] = [f for f in report.findings if f.ref.endswith("workspaces")]
+    assert finding.state == "repaired" and "should be suspended" in finding.detail
+    run_queued_tasks()
+    assert Workspace.objects.get().status == Workspace.Status.SUSPENDED and len(suspends) == tried + 1
+    assert [f for f in reconciliation_run(days=7)[1].findings if f.ref.endswith("workspaces")] == []
+
+    pipeline.pay_and_process(email="ada@example.com", amount=5000)
+    assert Workspace.objects.get().status == Workspace.Status.READY
+    assert [request.path for request, _ in dashboard.log][-1] == "/api/workspaces/ws_5/resume"

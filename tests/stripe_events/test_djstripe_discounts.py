@@ -12,9 +12,11 @@ import pytest
 import stripe
 from djstripe.models import Customer, Discount, Event, Invoice, Session, Subscription
 
-from crm.models import Client, Onboarding, Payment
+from crm.models import Client, MoneyMovement, Onboarding, Payment
 from stripe_events.models import StripeWebhookJob
 from stripe_sandbox.shapes import template
+from tests.factories import ServiceFactory
+from tests.support.money import DAY, T0, assert_matches_sandbox, deliver_shuffled, undelivered
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 
@@ -118,8 +120,8 @@ LIST_PRICE, DISCOUNT = 50000, 12750  # 25.5% off
 
 def test_client_with_a_promotion_code_and_a_customer_discount_onboards_at_the_price_paid(pipeline, service):
     """A returning payer whose customer has a discount (applied in the Dashboard) pays with a
-    promotion code; the sandbox cannot discount yet, so the dahlia shapes are written into its
-    store before delivery, where Stripe would have them."""
+    promotion code; the reference fixture's dahlia shapes are written into the sandbox's store
+    before delivery, where Stripe would have them (the sandbox's own discounts: the next test)."""
     paid = LIST_PRICE - DISCOUNT
     checkout = pipeline.checkout(email="promo@example.com", name="Promo Payer", amount=paid)
     session_id = checkout["session"]["id"]
@@ -180,3 +182,39 @@ def shape_event(event_type: str, obj: dict) -> dict:
         "type": event_type,
         "data": {"object": copy.deepcopy(obj)},
     }
+
+
+def test_customer_discount_and_promotion_code_from_the_sandbox_onboard_and_value_a_returning_client(
+    pipeline, service
+):
+    """The sandbox's own dahlia shapes end to end: a client pays, staff give their Stripe customer a
+    discount (`customer.discount.created`, `customer.updated`), they subscribe again with a
+    promotion code and renew; every event twice, shuffled. Each sync of that customer (its events,
+    the session's) meets the discount under `source`."""
+    sandbox = pipeline.sandbox
+    ServiceFactory(service_id="retainer", name="Monthly retainer")
+    first = pipeline.checkout(email="promo@example.com", amount=10000, currency="usd", created=T0)
+    deliver_shuffled(pipeline, [event["id"] for event in first["events"]], seed=1)
+    customer_id = first["session"]["customer"]
+
+    coupon = sandbox.create_coupon(percent_off=20, duration="forever", code="LOYAL20", created=T0)
+    events = undelivered(
+        sandbox.apply_customer_discount(customer_id, coupon=coupon["coupon"]["id"], deliver=False)
+    )
+    again = sandbox.create_checkout(
+        email="promo@example.com", name="Promo Payer", service_id="retainer", amount=50000, currency="usd",
+        mode="subscription", customer=customer_id, promotion_code="LOYAL20", created=T0 + DAY, deliver=False,
+    )  # fmt: skip
+    assert again["session"]["amount_total"] == 40000
+    events += undelivered(again)
+    events += undelivered(sandbox.renew_subscription(again["session"]["subscription"], deliver=False))
+
+    deliver_shuffled(pipeline, events, seed=2)  # asserts every webhook job succeeded
+
+    client = Client.objects.get()
+    assert (client.invoiced_value, client.currency) == (10000 + 40000 + 40000, "usd")
+    assert Onboarding.objects.filter(status=Onboarding.Status.ONBOARDED).count() == 2
+    assert MoneyMovement.objects.filter(kind="payment", counts=True).count() == 3
+    discount = Customer.objects.get(id=customer_id).discount
+    assert discount["source"] == {"coupon": coupon["coupon"]["id"], "type": "coupon"}
+    assert_matches_sandbox(sandbox)

@@ -1,12 +1,17 @@
-"""Stripe requests per onboarding, counted by the sandbox (goal: at most 2 for a paid checkout)."""
+"""Stripe requests per onboarding, counted by the sandbox (goal: at most 2 for a paid checkout), and
+the API version every request asks for."""
+
+import io
 
 import pytest
 import stripe
+from django.core.management import call_command
 from djstripe.models import Customer, PaymentIntent, PaymentMethod, Session
 
 from crm.models import MoneyMovement, Onboarding
 from stripe_events.stripe_client import stripe_api_key
-from tests.support.money import assert_matches_sandbox
+from tests.factories import ServiceFactory
+from tests.support.money import assert_matches_sandbox, deliver_shuffled, undelivered
 from tests.support.pipeline import queued_task_names, run_next_task, run_queued_tasks
 
 pytestmark = pytest.mark.django_db
@@ -83,3 +88,28 @@ def test_a_subscription_checkout_counts_its_requests(pipeline, service, sandbox)
     # subscription and invoice events still go through dj-stripe's own retrieves.
     assert counts.get("GET /v1/checkout/sessions/{id}") == 1, counts
     print("subscription-mode requests", counts)
+
+
+def test_every_stripe_request_asks_for_the_pinned_api_version(pipeline, service, sandbox, settings):
+    """Webhooks (dj-stripe's retrieves and the ledger's settle task), the backfill and reconcile:
+    each request to Stripe names the pinned version, so Stripe answers in the shapes the code reads
+    (stripe-python would otherwise send its own, newer, default)."""
+    ServiceFactory(service_id="retainer", name="Monthly retainer")
+    sandbox.reset_request_counts()
+    paid = pipeline.checkout(email="pin@example.com", amount=10000)
+    events = [event["id"] for event in paid["events"]]
+    events += undelivered(sandbox.refund(paid["session"]["id"], amount=1000, deliver=False))
+    events += undelivered(sandbox.dispute(paid["session"]["id"], outcome="lost", deliver=False))
+    sub = pipeline.checkout(email="pin@example.com", service_id="retainer", mode="subscription")
+    events += [event["id"] for event in sub["events"]]
+    events += undelivered(sandbox.renew_subscription(sub["session"]["subscription"], deliver=False))
+    events += undelivered(
+        sandbox.create_invoice(amount=500, service_id="retainer", email="inv@example.com", deliver=False)
+    )
+    deliver_shuffled(pipeline, events, seed=3)
+    call_command("backfill_onboarding", "--since", "2020-01-01", "--json", stdout=io.StringIO())
+    call_command("reconcile_onboarding", "--json", "--fix", stdout=io.StringIO())
+
+    versions = sandbox.request_versions()
+    assert list(versions) == [settings.STRIPE_API_VERSION], versions
+    assert settings.STRIPE_API_VERSION == "2026-05-27.dahlia"

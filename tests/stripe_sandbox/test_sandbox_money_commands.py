@@ -165,3 +165,21 @@ def test_command_reports_failed_deliveries_and_sandbox_refusals(run, receiver, s
         run("sandbox_refund", "--charge", session, "--amount", "1000")
     with pytest.raises(CommandError, match="No such subscription"):
         run("sandbox_renew", "--subscription", "sub_missing")
+
+
+def test_customer_discount_command_puts_a_dahlia_discount_on_the_customer(run, receiver, sandbox):
+    session = value(
+        run("sandbox_checkout", "--email", "g@example.com", "--service", "s", "--amount", "900"), "session"
+    )
+    customer = sandbox.store.get("checkout.session", session)["customer"]
+    coupon = value(run("sandbox_coupon", "--percent-off", "15", "--code", "LOYAL", deliver=False), "coupon")
+    receiver.deliveries.clear()
+
+    out = run("sandbox_customer_discount", "--customer", customer, "--promotion-code", "LOYAL")
+
+    assert value(out, "customer") == customer and value(out, "discount").startswith("di_")
+    assert delivered_types(receiver) == ["customer.discount.created", "customer.updated"]
+    discount = sandbox.store.get("customer", customer)["discount"]
+    assert "coupon" not in discount and discount["source"] == {"coupon": coupon, "type": "coupon"}
+    with pytest.raises(CommandError, match="--coupon or --promotion-code"):
+        run("sandbox_customer_discount", "--customer", customer)

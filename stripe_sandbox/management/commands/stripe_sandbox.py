@@ -11,13 +11,19 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=12111)
         parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument(
+            "--settlement-currency",
+            default="usd",
+            help="The account's currency: balance transactions convert to it at the day's FX rate (usd).",
+        )
 
-    def handle(self, *args, port, host, **options):
-        sandbox = StripeSandbox()
+    def handle(self, *args, port, host, settlement_currency, **options):
+        sandbox = StripeSandbox(settlement_currency=settlement_currency)
 
         def announce(url):
             self.stdout.write(
-                f"Stripe sandbox listening on {url} (account {sandbox.account['id']}). Ctrl-C to stop."
+                f"Stripe sandbox listening on {url} (account {sandbox.account['id']}, settles in "
+                f"{sandbox.store.settlement_currency.upper()}). Ctrl-C to stop."
             )
             self.stdout.flush()
 
