@@ -143,6 +143,12 @@ def test_backfill_records_the_money_history_with_list_requests_once(pipeline, se
     assert_matches_sandbox(sandbox)
     assert Client.objects.get(email="bob@example.com").invoiced_value == 0  # the lost dispute
     assert MoneyMovement.objects.get(kind=MoneyMovement.Kind.REFUND, status="failed").counts is False
+    # Each refund and dispute read from its list is on its client's timeline, as a webhook puts it.
+    children = MoneyMovement.objects.filter(kind__in=["refund", "dispute"])
+    for child in children:
+        assert Activity.objects.filter(
+            client=child.client, detail__startswith=f"{child.kind.title()} {child.stripe_id}"
+        )
 
     before = crm_state()
     sandbox.reset_request_counts()
