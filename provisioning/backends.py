@@ -85,12 +85,12 @@ class HttpBackend:
         return ProvisionResult(url=data["url"], external_id=str(data["id"]))
 
     def suspend(self, workspace: Workspace) -> None:
-        self.post(
-            f"/workspaces/{workspace.external_id}/suspend", {}, idempotency_key=f"suspend-{workspace.id}"
-        )
+        key = f"suspend-{workspace.id}-{workspace.transitions}"  # one key per suspension, its retries too
+        self.post(f"/workspaces/{workspace.external_id}/suspend", {}, idempotency_key=key)
 
     def resume(self, workspace: Workspace) -> None:
-        self.post(f"/workspaces/{workspace.external_id}/resume", {}, idempotency_key=f"resume-{workspace.id}")
+        key = f"resume-{workspace.id}-{workspace.transitions}"
+        self.post(f"/workspaces/{workspace.external_id}/resume", {}, idempotency_key=key)
 
     def post(self, path: str, payload: dict, *, idempotency_key: str) -> requests.Response:
         body = json.dumps(payload, separators=(",", ":")).encode()

@@ -6,6 +6,7 @@ workspace is suspended and only a suspended one resumed, and the status is recor
 backend has done its part (a failing backend leaves the status as it was, for the next run).
 """
 
+from django.db.models import F
 from django.utils import timezone
 
 from .backends import get_backend
@@ -22,7 +23,10 @@ def workspace_suspend(*, client_id: int, service_id: int, reason: str) -> bool:
     get_backend().suspend(workspace)
     return bool(
         Workspace.objects.filter(id=workspace.id, status=Status.READY).update(
-            status=Status.SUSPENDED, suspended_at=timezone.now(), suspended_reason=reason[:300]
+            status=Status.SUSPENDED,
+            suspended_at=timezone.now(),
+            suspended_reason=reason[:300],
+            transitions=F("transitions") + 1,
         )
     )
 
@@ -35,6 +39,6 @@ def workspace_resume(*, client_id: int, service_id: int) -> bool:
     get_backend().resume(workspace)
     return bool(
         Workspace.objects.filter(id=workspace.id, status=Status.SUSPENDED).update(
-            status=Status.READY, suspended_at=None, suspended_reason=""
+            status=Status.READY, suspended_at=None, suspended_reason="", transitions=F("transitions") + 1
         )
     )

@@ -28,6 +28,10 @@ class Workspace(models.Model):
     )
     suspended_at = models.DateTimeField(null=True, blank=True)
     suspended_reason = models.CharField(max_length=300, blank=True)
+    # Suspensions and resumptions done so far: part of their Idempotency-Key, so a retry of one
+    # repeats its key and the next suspension after a resume does not (an idempotent backend that
+    # caches keys would otherwise answer it from its cache and do nothing).
+    transitions = models.PositiveIntegerField(default=0)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

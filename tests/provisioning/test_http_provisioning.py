@@ -252,3 +252,24 @@ def test_offboarding_suspends_through_the_http_backend_and_reconcile_retries_a_f
     pipeline.pay_and_process(email="ada@example.com", amount=5000)
     assert Workspace.objects.get().status == Workspace.Status.READY
     assert [request.path for request, _ in dashboard.log][-1] == "/api/workspaces/ws_5/resume"
+    # Every retry of the one suspension repeated its key.
+    assert len(set(suspends)) == 1
+
+
+def test_each_suspension_and_resumption_has_its_own_idempotency_key(pipeline, dashboard):
+    """A backend that answers a repeated Idempotency-Key from its cache must still see the second
+    suspension after a resume as new work."""
+    dashboard.expect_request("/api/workspaces", method="POST").respond_with_json(
+        {"id": "ws_6", "url": "u", "status": "ready"}, 201
+    )
+    dashboard.expect_request("/api/workspaces/ws_6/suspend", method="POST").respond_with_json({}, 200)
+    dashboard.expect_request("/api/workspaces/ws_6/resume", method="POST").respond_with_json({}, 200)
+    first = pipeline.pay_and_process(email="ada@example.com")
+    deliver_shuffled(pipeline, undelivered(pipeline.sandbox.refund(first["session"]["id"], deliver=False)))
+    second = pipeline.pay_and_process(email="ada@example.com", amount=5000)  # reactivates
+    deliver_shuffled(pipeline, undelivered(pipeline.sandbox.refund(second["session"]["id"], deliver=False)))
+
+    assert Workspace.objects.get().status == Workspace.Status.SUSPENDED
+    calls = [(r.path.rsplit("/", 1)[-1], r.headers["Idempotency-Key"]) for r, _ in dashboard.log[1:]]
+    assert [action for action, _ in calls] == ["suspend", "resume", "suspend"]
+    assert len({key for _, key in calls}) == 3, calls
