@@ -129,6 +129,19 @@ def work_queue(sql: SqlCounter | None = None) -> tuple[int, dict]:
             per_func[str(name)] = per_func.get(str(name), 0) + 1
 
 
+def package_of(filename: str) -> str:
+    """site-packages/<pkg>/… -> pkg (django split by db/other), the project's apps, or the stdlib."""
+    if "site-packages/" in filename:
+        parts = filename.split("site-packages/", 1)[1].split("/")
+        if parts[0] == "django" and len(parts) > 1:
+            return "django/db" if parts[1] == "db" else "django (other)"
+        return parts[0]
+    for app in ("crm", "stripe_events", "provisioning", "core", "bench", "stripe_sandbox"):
+        if f"/{app}/" in filename:
+            return f"project: {app}"
+    return "python stdlib / builtins"
+
+
 def postgres_backend_cpu() -> float | None:
     """CPU seconds used so far by this connection's PostgreSQL backend (same machine), or None."""
     from django.db import connection
@@ -176,6 +189,7 @@ def main() -> int:
     parser.add_argument("--verbose", action="store_true", help="also print the top functions by own time")
     parser.add_argument("--queries", action="store_true", help="also print the SQL statements per task")
     parser.add_argument("--callees", help="also print what the functions matching this regex call")
+    parser.add_argument("--packages", action="store_true", help="also print own CPU time by package")
     args = parser.parse_args()
     database_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     benchlib.ensure_database(database_url)
@@ -276,6 +290,14 @@ def main() -> int:
     if args.verbose:
         stats.sort_stats("tottime").print_stats(40)
         stats.sort_stats("cumulative").print_stats(80)
+    if args.packages:
+        own: dict[str, float] = {}
+        for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+            package = package_of(filename)
+            own[package] = own.get(package, 0.0) + tottime
+        log("own CPU time by package, ms per onboarding (under cProfile):")
+        for package, seconds in sorted(own.items(), key=lambda kv: -kv[1]):
+            log(f"  {1000 * seconds / args.n:8.2f}  {package}")
     if args.callees:
         stats.sort_stats("cumulative").print_callees(args.callees)
     sandbox.stop()
