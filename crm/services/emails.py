@@ -8,6 +8,7 @@ from email.utils import parseaddr
 from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRecipientsRefused
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import User
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
@@ -47,15 +48,14 @@ def client_portal_user_ensure(*, client: Client) -> User:
         return client.user
     user_model = get_user_model()
     user, created = user_model.objects.get_or_create(
-        username=client.email, defaults={"email": client.email, "is_staff": False}
+        username=client.email,
+        # Created with no usable password (what set_unusable_password() stores), in the one INSERT.
+        defaults={"email": client.email, "is_staff": False, "password": make_password(None)},
     )
-    if created:
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
-    elif user.is_staff or user.is_superuser:
+    if not created and (user.is_staff or user.is_superuser):
         # Never hand a staff account's password reset to whoever paid with that address.
         raise PortalLoginConflict(f"{client.email} belongs to a staff account; not linking it to a client.")
-    elif Client.objects.filter(user=user).exclude(id=client.id).exists():
+    if not created and Client.objects.filter(user=user).exclude(id=client.id).exists():
         raise PortalLoginConflict(f"{client.email} is the portal login of another client.")
     Client.objects.filter(id=client.id).update(user=user)
     client.user = user

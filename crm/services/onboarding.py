@@ -321,7 +321,7 @@ def payment_record(
 def onboarding_finish_if_done(*, onboarding_id: int) -> str:
     """Mark the onboarding ONBOARDED once both steps are done (or FAILED if one gave up)."""
     finished = {Step.DONE, Step.SKIPPED}
-    onboarding = Onboarding.objects.get(id=onboarding_id)
+    onboarding = Onboarding.objects.select_related("client").get(id=onboarding_id)
     if onboarding.status not in (Status.IN_PROGRESS, Status.FAILED):
         return onboarding.status
     steps = {onboarding.email_status, onboarding.workspace_status}
