@@ -4,18 +4,31 @@ from functools import partial
 
 from django.conf import settings
 from django.db import transaction
+from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
+from .brokers import HeadOfQueue
 
-def enqueue_transactionally(func: str, *args: int) -> None:
+
+def enqueue_transactionally(func: str, *args: int, first: bool = False) -> None:
     """Queue `func(*args)` for the worker as part of the current transaction's outcome.
 
     With the ORM broker the queue is a table in the same database, so the task row is written in
     the transaction itself (django-q supports this): it commits or rolls back with the data, and
     the worker cannot see it before the commit. A Redis broker is outside the transaction, so the
     task is sent after the commit.
+
+    `first`: work that continues something already under way (an onboarding's steps) goes to the
+    head of the queue, ahead of new deliveries (core/brokers.py says why).
     """
     if "orm" in settings.Q_CLUSTER and transaction.get_connection().in_atomic_block:
-        async_task(func, *args)
+        _enqueue(func, args, first)
     else:
-        transaction.on_commit(partial(async_task, func, *args))
+        transaction.on_commit(partial(_enqueue, func, args, first))
+
+
+def _enqueue(func: str, args: tuple[int, ...], first: bool) -> None:
+    if first:
+        async_task(func, *args, broker=HeadOfQueue(get_broker()))
+    else:
+        async_task(func, *args)

@@ -20,28 +20,15 @@ def oldest_queued_task_enqueued_at() -> datetime | None:
     """When the oldest task still waiting for a worker was queued (None: the queue is empty).
 
     django-q keeps no enqueue time beside the task, but each signed task package carries `started`
-    (set by async_task). The ORM broker's waiting rows are those not locked by a worker; Redis's
-    list is first-in first-out, so its head is the oldest.
+    (set by async_task); the broker (core/brokers.py) knows where its oldest waiting tasks are.
     """
-    broker = get_broker()
-    if "orm" in settings.Q_CLUSTER:
-        from django_q.models import OrmQ
-
-        row = (
-            # The broker writes lock = enqueue time, and a worker moves it into the future.
-            OrmQ.objects.filter(key=broker.list_key, lock__lte=timezone.now())
-            .order_by("id")
-            .values_list("payload", flat=True)
-            .first()
-        )
-    else:
-        row = broker.connection.lindex(broker.list_key, 0)
-    if row is None:
-        return None
-    try:
-        return SignedPackage.loads(row)["started"]
-    except (BadSignature, KeyError, TypeError):
-        return None
+    started = []
+    for row in get_broker().oldest_waiting():  # core/brokers.py
+        try:
+            started.append(SignedPackage.loads(row)["started"])
+        except (BadSignature, KeyError, TypeError):
+            continue
+    return min(started, default=None)
 
 
 def readyz(request: HttpRequest) -> JsonResponse:

@@ -293,8 +293,10 @@ if Q_CLUSTER["retry"] <= Q_CLUSTER["timeout"]:
     )
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
+    Q_CLUSTER["broker_class"] = "core.brokers.RedisBroker"  # django-q2's, plus a head of queue
 else:
     Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["broker_class"] = "core.brokers.OrmBroker"
     # How often the ORM broker polls for tasks; the default 0.2 s keeps webhook latency low.
     Q_CLUSTER["poll"] = 0.2
 

@@ -244,7 +244,7 @@ def ledger_payment_record(
     if news and movement.counts:
         _payment_timeline(movement)
     if news and movement.settlement_net is None:
-        enqueue_transactionally(SETTLE_TASK, movement.id)
+        enqueue_transactionally(SETTLE_TASK, movement.id, first=True)
     if created and client is not None and movement.counts and client.offboarded_by_staff:
         # A new payment reactivates a client staff had offboarded.
         Client.objects.filter(id=client.id).update(offboarded_by_staff=False)
@@ -360,7 +360,8 @@ def _child_finish(
         movement.save()
     if changed:
         if not (current and settlement is not None):
-            enqueue_transactionally(SETTLE_TASK, movement.id)  # Stripe's current state and settlement
+            # Stripe's current state and settlement
+            enqueue_transactionally(SETTLE_TASK, movement.id, first=True)
         if movement.client_id:
             _child_timeline(movement)
     if movement.client_id:

@@ -118,7 +118,7 @@ def client_workspaces_check(*, client: Client, ended: dict[int, str] | None = No
         client=client, status__in=[Workspace.Status.READY, Workspace.Status.SUSPENDED]
     )
     if any((w.status == Workspace.Status.SUSPENDED) != (w.service_id in ended) for w in workspaces):
-        enqueue_transactionally(WORKSPACES_TASK, client.id)
+        enqueue_transactionally(WORKSPACES_TASK, client.id, first=True)
         return True
     return False
 

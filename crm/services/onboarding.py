@@ -245,9 +245,9 @@ def onboarding_start(
             onboarding=onboarding,
         )
     if onboarding.email_status == Step.PENDING:
-        enqueue_transactionally(EMAIL_TASK, onboarding.id)
+        enqueue_transactionally(EMAIL_TASK, onboarding.id, first=True)
     if onboarding.workspace_status == Step.PENDING:
-        enqueue_transactionally(WORKSPACE_TASK, onboarding.id)
+        enqueue_transactionally(WORKSPACE_TASK, onboarding.id, first=True)
     return onboarding
 
 

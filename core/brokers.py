@@ -1,0 +1,93 @@
+"""django-q2's ORM and Redis brokers, able to put a task at the head of the queue.
+
+django-q2 queues first in, first out. During a burst (a launch, a promotion) that makes every
+client wait for the whole burst: the follow-up steps of the first onboarding (its welcome email,
+its workspace) queue behind every delivery that arrived while its webhook was processed, so the
+first payer is onboarded last. Work that continues something already under way goes to the head
+instead (core.queue.enqueue_transactionally(..., first=True)), so each onboarding finishes soon
+after it starts and new deliveries wait their turn. django-q2 has no priorities (one list per
+cluster), but takes a broker class (Q_CLUSTER["broker_class"]): these add `enqueue_first` and
+`oldest_waiting` (for the readiness check) and keep everything else as django-q2 does it.
+"""
+
+from datetime import timedelta
+from time import sleep
+
+from django.utils import timezone
+from django_q.brokers.orm import ORM
+from django_q.brokers.redis_broker import Redis
+from django_q.conf import Conf
+
+# The ORM broker's `lock` is a task's visibility time: the enqueue time while it waits, the end of
+# its lease once a worker holds it. A head-of-queue task is written as visible this much earlier,
+# and the dequeue takes the lowest lock first: it goes before every task queued in the last hour,
+# but never before older ones (a backlog of stale work is not starved for ever).
+HEAD_START = timedelta(hours=1)
+
+
+class OrmBroker(ORM):  # type: ignore[misc]  # django-q2 ships no type hints
+    """The ORM broker, dequeuing the earliest-visible task first (not in the table's order)."""
+
+    def enqueue_first(self, task: bytes) -> int:
+        package = self.get_connection().create(
+            key=self.list_key, payload=task, lock=timezone.now() - HEAD_START
+        )
+        return int(package.pk)
+
+    def dequeue(self) -> list[tuple[int, bytes]] | None:
+        """As django-q2's ORM.dequeue, with an ORDER BY (its own query has none)."""
+        waiting = self.get_connection().filter(key=self.list_key, lock__lt=timezone.now())
+        tasks = list(waiting.order_by("lock", "id")[: Conf.BULK])
+        if not tasks:
+            sleep(Conf.POLL)  # an empty queue: spare the CPU
+            return None
+        claimed = []
+        for task in tasks:
+            # Another cluster may have been faster: only a lock still as read is ours.
+            lease = self.get_connection().filter(id=task.id, lock=task.lock)
+            if lease.update(lock=self.timeout(task)):
+                claimed.append((task.pk, task.payload))
+        return claimed
+
+    def oldest_waiting(self) -> list[bytes]:
+        """The first-queued task not held by a worker (its lock is not in the future)."""
+        waiting = self.get_connection().filter(key=self.list_key, lock__lte=timezone.now())
+        return list(waiting.order_by("id").values_list("payload", flat=True)[:1])
+
+
+class RedisBroker(Redis):  # type: ignore[misc]  # django-q2 ships no type hints
+    """The Redis broker with a second list for the head of the queue, popped before the first:
+    BLPOP on several lists takes from the first non-empty one, so each stays first in, first out."""
+
+    @property
+    def head_key(self) -> str:
+        return f"{self.list_key}:first"
+
+    def enqueue_first(self, task: bytes) -> int:
+        return int(self.connection.rpush(self.head_key, task))
+
+    def dequeue(self) -> list[tuple[None, bytes]] | None:
+        task = self.connection.blpop([self.head_key, self.list_key], 1)
+        return [(None, task[1])] if task else None
+
+    def queue_size(self) -> int:
+        return int(self.connection.llen(self.head_key)) + int(self.connection.llen(self.list_key))
+
+    def delete_queue(self) -> int:
+        return int(self.connection.delete(self.head_key, self.list_key))
+
+    def purge_queue(self) -> None:
+        self.connection.ltrim(self.head_key, 1, 0)
+        self.connection.ltrim(self.list_key, 1, 0)
+
+    def oldest_waiting(self) -> list[bytes]:
+        """The first task of each list: one of them is the oldest waiting (health checks)."""
+        return [row for key in (self.head_key, self.list_key) if (row := self.connection.lindex(key, 0))]
+
+
+class HeadOfQueue:
+    """What async_task(broker=...) needs of a broker, enqueuing at the head of the real one."""
+
+    def __init__(self, broker: OrmBroker | RedisBroker):
+        self.list_key = broker.list_key
+        self.enqueue = broker.enqueue_first
