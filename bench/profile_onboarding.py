@@ -79,6 +79,7 @@ class SqlCounter:
         self.per_task: dict = {}
         self.shapes: dict = {}
         self.savepoints: dict = {}
+        self.postgres_cpu: dict = {}
 
     def __call__(self, execute, sql, params, many, context):
         shape = re.sub(r"'[^']*'|\b\d+\b|\bs\d+_x\d+\b", "?", " ".join(sql.split()))[:150]
@@ -121,8 +122,12 @@ def work_queue(sql: SqlCounter | None = None) -> tuple[int, dict]:
             func = import_string(name) if isinstance(name, str) else name
             if sql:
                 sql.task = str(name).rsplit(".", 1)[-1]
+                backend_before = postgres_backend_cpu()
             run_task(func, task.get("args", ()), task.get("kwargs", {}))
             if sql:
+                if backend_before is not None:
+                    spent = (postgres_backend_cpu() or 0.0) - backend_before
+                    sql.postgres_cpu[sql.task] = sql.postgres_cpu.get(sql.task, 0.0) + spent
                 sql.task = "broker"
             broker.acknowledge(ack_id)
             ran += 1
@@ -282,6 +287,9 @@ def main() -> int:
             work_queue(counter)
         figures["sql_per_onboarding"] = {t: rounded(c / args.n, 1) for t, c in counter.per_task.items()}
         log(f"\nSQL statements per onboarding by task: {figures['sql_per_onboarding']}")
+        pg_ms = {task: rounded(1000 * spent / args.n, 2) for task, spent in counter.postgres_cpu.items()}
+        figures["postgres_cpu_ms_per_onboarding_by_task"] = pg_ms
+        log(f"PostgreSQL backend CPU ms per onboarding by task (incl. its SQL): {pg_ms}")
         for (task, shape), count in sorted(counter.shapes.items(), key=lambda kv: -kv[1])[:70]:
             log(f"  {count / args.n:5.2f} {task:<24} {shape}")
         log("savepoints per onboarding by the code that opened them:")
