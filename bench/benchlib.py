@@ -318,6 +318,23 @@ def child_pids(parent: int) -> list[int]:
     return pids
 
 
+def descendant_pids(parent: int) -> list[int]:
+    """The parent and every process below it (e.g. qcluster, its sentinel and its workers)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, added = {parent}, True
+    while added:
+        below = {pid for pid, ppid in parents.items() if ppid in tree} - tree
+        tree |= below
+        added = bool(below)
+    return sorted(tree)
+
+
 def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
     """CPU seconds used between two snapshots (processes new in `after` count from zero)."""
     return sum(value - before.get(pid, 0.0) for pid, value in after.items())

@@ -104,6 +104,25 @@ def wait_onboarded(session_ids: list[str], timeout: float, children) -> tuple[in
     return done, time.monotonic() - started
 
 
+def cpu_groups(children) -> dict[str, list[int]]:
+    """The processes of each part, for CPU accounting: the worker (qcluster and its workers), the
+    web app, the Stripe sandbox, and this database's PostgreSQL backends."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        backends = [row[0] for row in cursor.fetchall()]
+    pids = {name: proc.pid for name, proc, _ in children.procs}
+    return {
+        "worker": benchlib.descendant_pids(pids["qcluster"]),
+        "web": benchlib.descendant_pids(pids["gunicorn"]),
+        "sandbox": benchlib.descendant_pids(pids["sandbox"]),
+        "postgres": backends,
+    }
+
+
 def latencies(results: list[dict]) -> list[float]:
     """Accepted (trigger created) -> onboarded, seconds, for each onboarded checkout."""
     from crm.models import Onboarding
@@ -224,6 +243,9 @@ def main() -> int:
         ).raise_for_status()
 
         log(f"driving {args.n} checkouts over {args.window:g} s ({args.senders} senders)")
+        machine = benchlib.CpuSampler()
+        machine.start()
+        cpu_before = {name: benchlib.process_cpu_seconds(pids) for name, pids in cpu_groups(children).items()}
         drive_started = time.monotonic()
         results = drive(sandbox_url, endpoint.url, args.n, args.window, args.senders)
         drive_seconds = time.monotonic() - drive_started - 0.5
@@ -231,6 +253,15 @@ def main() -> int:
         log(f"delivered in {drive_seconds:.1f} s; {len(undelivered)} not accepted by the web app")
         session_ids = [r["session"] for r in results if "session" in r]
         done, waited = wait_onboarded(session_ids, args.timeout, children)
+        cpu_seconds = {
+            name: benchlib.cpu_delta(cpu_before.get(name, {}), benchlib.process_cpu_seconds(pids))
+            for name, pids in cpu_groups(children).items()
+        }
+        figures["machine_cpu_busy"] = rounded(machine.stop(), 2)
+        figures["cpu_ms_per_onboarding"] = {
+            name: rounded(1000 * seconds / args.n, 1) for name, seconds in cpu_seconds.items()
+        }
+        log(f"CPU ms per onboarding (burst until the last onboarded): {figures['cpu_ms_per_onboarding']}")
         figures["uptime_during"] = uptime()
         counts = requests.get(f"{sandbox_url}/_sandbox/requests", timeout=10).json()
         rate = requests.get(f"{sandbox_url}/_sandbox/rate_limit", timeout=10).json()
