@@ -70,11 +70,34 @@ def stripe_event_process(*, data: dict[str, Any]) -> Event:
     """Process a Stripe event with dj-stripe (retrieve, sync the mirror, fire our receivers) once.
 
     Deliveries of the same event (duplicates, a reconciliation catch-up) wait on one lock per event
-    id, so the later ones find the Event stored and do nothing.
+    id, so the later ones find the Event stored and do nothing. Events about one payment (its
+    checkout, charge.refunded and refund.* for one refund, charge.dispute.*) are processed one at a
+    time: dj-stripe mirrors the same refunds and balance transactions for each, and two workers
+    inserting them in different orders deadlocked (seen in bench/ledger_truth.py: a retry 30 s later).
     """
     with transaction.atomic():
         lock_name_for_transaction(f"stripe-event:{data['id']}")
+        payment = stripe_payment_of(data.get("data", {}).get("object") or {})
+        if payment:
+            lock_name_for_transaction(f"stripe-payment:{payment}")
         return Event.process(data, api_key=stripe_api_key(livemode=data.get("livemode")))
+
+
+PAYMENT_OBJECTS = {"checkout.session", "payment_intent", "charge", "refund", "dispute"}
+
+
+def stripe_payment_of(obj: dict[str, Any]) -> str:
+    """The payment a Stripe object is about: its payment intent, else its charge ("" if none)."""
+    kind = obj.get("object")
+    if kind not in PAYMENT_OBJECTS:
+        return ""
+    if kind == "payment_intent":
+        return str(obj.get("id") or "")
+    intent = obj.get("payment_intent")
+    if intent:
+        return str(intent["id"] if isinstance(intent, dict) else intent)
+    charge = obj.get("id") if kind == "charge" else obj.get("charge")
+    return str((charge["id"] if isinstance(charge, dict) else charge) or "")
 
 
 def webhook_job_record_failure(

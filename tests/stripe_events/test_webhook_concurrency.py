@@ -2,13 +2,16 @@
 
 import json
 import logging
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core import mail
-from django.db import connection
+from django.db import connection, transaction
 from djstripe.models import Event, WebhookEventTrigger
 
+from core.locks import lock_name_for_transaction
 from crm.models import Activity, Client, Onboarding, Payment
 from provisioning.models import Workspace
 from stripe_events.models import StripeWebhookJob
@@ -52,3 +55,34 @@ def test_same_event_delivered_20_times_concurrently_is_processed_once(
     assert Onboarding.objects.get().status == Onboarding.Status.ONBOARDED
     # One event delivered 20 times is one line on the client's timeline.
     assert Activity.objects.filter(summary=f"Stripe checkout.session.completed ({event_id})").count() == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrency is tested on PostgreSQL")
+def test_events_about_one_payment_are_processed_one_at_a_time(pipeline, service, anymail_outbox):
+    """charge.refunded and refund.* for one refund mirror the same rows in dj-stripe: two workers
+    inserting them in different orders deadlocked. A worker waits while another holds the payment."""
+    checkout = pipeline.pay_and_process(email="ada@example.com")
+    intent_id = checkout["session"]["payment_intent"]
+    refund = pipeline.sandbox.refund(checkout["session"]["id"], amount=300, deliver=False)
+    event = pipeline.sandbox.store.get("event", refund["events"][0])
+    assert pipeline.deliver(event).status_code == 200
+    job = StripeWebhookJob.objects.get(event_id=event["id"])
+
+    holding, release = threading.Event(), threading.Event()
+
+    def another_worker_on_the_payment():
+        with transaction.atomic():
+            lock_name_for_transaction(f"stripe-payment:{intent_id}")
+            holding.set()
+            release.wait(timeout=30)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        other = pool.submit(in_own_connection, another_worker_on_the_payment)
+        assert holding.wait(timeout=10)
+        ours = pool.submit(in_own_connection, webhook_job_run, job_id=job.id)
+        time.sleep(1.0)
+        assert not ours.done()  # waiting for the payment, not processing beside it
+        release.set()
+        other.result(timeout=10)
+        assert ours.result(timeout=30) == "succeeded"
+    assert Client.objects.get().invoiced_value == checkout["session"]["amount_total"] - 300
