@@ -17,9 +17,12 @@ How they stay right:
 - `crm_subscriptionmrr` (one row per subscription) is recomputed from the ledger by
   `subscription_mrr_refresh`, called by the ledger in the transaction that records the
   subscription's payment or cancellation, under a per-subscription advisory lock.
-- `rollups_rebuild` recounts all four from the tables they summarise (`manage.py dashboard_rollups
-  --rebuild`; migration 0017 runs it once); `rollups_recount` is the recount itself, which the
-  tests compare with the rollups and which the dashboard uses on SQLite (no triggers there).
+- The onboarding rollups (checkouts per day, work queues, payment → onboarded durations) are
+  crm/onboarding_rollups.py's, kept the same way by triggers on `crm_onboarding` and `crm_payment`.
+- `rollups_rebuild` recounts all of them from the tables they summarise (`manage.py
+  dashboard_rollups --rebuild`; migrations 0017 and 0018 count them once in SQL); `rollups_recount`
+  is the recount itself, which the tests compare with the rollups and which the dashboard uses on
+  SQLite (no triggers there).
 
 Days are UTC dates (TIME_ZONE is UTC): `(occurred_at AT TIME ZONE 'UTC')::date`.
 """
@@ -32,6 +35,7 @@ from django.db.models.functions import Coalesce, TruncDate
 
 from core.locks import lock_name_for_transaction
 
+from . import onboarding_rollups
 from .models import ChurnDayRollup, Client, ClientStatusCount, LedgerDayRollup, MoneyMovement, SubscriptionMrr
 
 Kind = MoneyMovement.Kind
@@ -146,6 +150,14 @@ CREATE TRIGGER crm_client_rollup AFTER INSERT OR DELETE OR UPDATE OF lifecycle_s
     ON crm_client FOR EACH ROW EXECUTE FUNCTION crm_client_rollup_trigger();
 """
 
+# Every rollup trigger as (table, trigger): bulk loads switch them off, then rebuild (REBUILD_SQL and
+# onboarding_rollups.REBUILD_SQL).
+TRIGGERS = (
+    ("crm_moneymovement", "crm_ledger_rollup"),
+    ("crm_client", "crm_client_rollup"),
+    *onboarding_rollups.TRIGGERS,
+)
+
 DROP_TRIGGERS_SQL = """
 DROP TRIGGER IF EXISTS crm_ledger_rollup ON crm_moneymovement;
 DROP TRIGGER IF EXISTS crm_client_rollup ON crm_client;
@@ -202,6 +214,11 @@ def subscription_mrr_refresh(subscription_id: str) -> None:
 
 def rollups_recount() -> dict:
     """Every rollup recounted from the tables it summarises, as plain data (see `rollups_current`)."""
+    return money_rollups_recount() | onboarding_rollups.onboarding_rollups_recount()
+
+
+def money_rollups_recount() -> dict:
+    """The ledger's and the clients' rollups recounted (the money figures on SQLite use this)."""
     ledger: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     rows = (
         MoneyMovement.objects.filter(counts=True, kind__in=[Kind.PAYMENT, Kind.REFUND, Kind.DISPUTE])
@@ -265,16 +282,20 @@ def rollups_current() -> dict:
         "subscriptions": {
             s.subscription_id: (s.currency, s.monthly_amount, s.active) for s in SubscriptionMrr.objects.all()
         },
+        **onboarding_rollups.onboarding_rollups_current(),
     }
 
 
 def rollups_rebuild() -> dict[str, int]:
-    """Recount every rollup from scratch, in one transaction (writers of the ledger and of clients
-    wait for it: the tables it reads are locked in SHARE mode, which blocks writes, not reads)."""
+    """Recount every rollup from scratch, in one transaction (writers of the ledger, clients,
+    onboardings and payments wait for it: the tables it reads are locked in SHARE mode, which blocks
+    writes, not reads)."""
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("LOCK TABLE crm_moneymovement, crm_client IN SHARE MODE")
+                cursor.execute(
+                    "LOCK TABLE crm_moneymovement, crm_client, crm_onboarding, crm_payment IN SHARE MODE"
+                )
         counted = rollups_recount()
         LedgerDayRollup.objects.all().delete()
         ClientStatusCount.objects.all().delete()
@@ -296,6 +317,7 @@ def rollups_rebuild() -> dict[str, int]:
             SubscriptionMrr(subscription_id=sid, currency=c, monthly_amount=m, active=a)
             for sid, (c, m, a) in counted["subscriptions"].items()
         )
+        onboarding_rollups.onboarding_rollups_replace(counted)
     return {name: len(rows) for name, rows in counted.items()}
 
 

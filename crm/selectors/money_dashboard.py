@@ -15,7 +15,7 @@ from django.db import connection
 from django.db.models import Count, Sum
 
 from ..models import ChurnDayRollup, ClientStatusCount, LedgerDayRollup, SubscriptionMrr
-from ..rollups import rollups_recount
+from ..rollups import money_rollups_recount
 
 WINDOW_DAYS = (("today", 1), ("last_7_days", 7), ("last_30_days", 30))
 
@@ -49,7 +49,7 @@ def _ledger_cells(since: date) -> list[tuple[date, str, int, int, int, int, int]
     if connection.vendor != "postgresql":  # no triggers: recount
         return [
             (day, currency, service, *cell)
-            for (day, currency, service), cell in rollups_recount()["ledger"].items()
+            for (day, currency, service), cell in money_rollups_recount()["ledger"].items()
             if day >= since
         ]
     return list(
@@ -96,7 +96,7 @@ def money_figures(*, today: date, cells: list | None = None) -> MoneyFigures:
     # The busiest currency (most paid in the last 30 days) first.
     currencies.sort(key=lambda c: (-c.paid["last_30_days"], -c.mrr, c.currency))
     if connection.vendor != "postgresql":
-        counted = rollups_recount()
+        counted = money_rollups_recount()
         churn_days, statuses = counted["churn"], counted["statuses"]
     else:
         churn_days = dict(
