@@ -402,9 +402,11 @@ def seed(now: datetime) -> dict:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {', '.join(reversed(COLUMNS))} RESTART IDENTITY CASCADE")
         # The rollups' triggers are off for the bulk load (a row trigger per COPY row would update
-        # three counter rows 100,000 times in one transaction); the rebuild path counts them after.
-        cursor.execute("ALTER TABLE crm_client DISABLE TRIGGER crm_client_rollup")
-        cursor.execute("ALTER TABLE crm_moneymovement DISABLE TRIGGER crm_ledger_rollup")
+        # counter rows 300,000 times in one transaction); the rebuild path counts them after.
+        from crm import onboarding_rollups, rollups
+
+        for table, trigger in rollups.TRIGGERS:
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
         for table, columns in COLUMNS.items():
             began = time.perf_counter()
             with CopyWriter(cursor.cursor, table, columns) as out:  # cursor.cursor: psycopg's, for COPY
@@ -416,13 +418,15 @@ def seed(now: datetime) -> dict:
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"  # noqa: S608
                 )
         began = time.perf_counter()
-        from crm.rollups import REBUILD_SQL
-
-        cursor.execute(REBUILD_SQL)
+        cursor.execute(rollups.REBUILD_SQL)
+        cursor.execute(onboarding_rollups.REBUILD_SQL)
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # ALTER TABLE refuses pending FK checks
-        cursor.execute("ALTER TABLE crm_client ENABLE TRIGGER crm_client_rollup")
-        cursor.execute("ALTER TABLE crm_moneymovement ENABLE TRIGGER crm_ledger_rollup")
-        log(f"  rollups rebuilt from the seeded ledger and clients in {time.perf_counter() - began:.1f} s")
+        for table, trigger in rollups.TRIGGERS:
+            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}")
+        log(
+            "  rollups rebuilt from the seeded ledger, clients, onboardings and payments"
+            f" in {time.perf_counter() - began:.1f} s"
+        )
     return {table: len(table_rows) for table, table_rows in rows.items()} | {
         "onboarding_statuses": status_counts
     }
