@@ -419,6 +419,7 @@ def seed(now: datetime) -> dict:
                 )
         began = time.perf_counter()
         cursor.execute(rollups.REBUILD_SQL)
+        cursor.execute(rollups.MRR_REBUILD_SQL)
         cursor.execute(onboarding_rollups.REBUILD_SQL)
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # ALTER TABLE refuses pending FK checks
         for table, trigger in rollups.TRIGGERS:

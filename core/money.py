@@ -49,5 +49,7 @@ def format_money(amount: int | None, currency: str, *, whole_without_decimals: b
     major = minor_to_major(amount, currency)
     locale, standard, whole = _patterns(LOCALE)
     if whole_without_decimals and major == major.to_integral_value():
-        return whole.apply(major, locale, currency=currency.upper(), currency_digits=False)
-    return standard.apply(major, locale, currency=currency.upper())
+        text: str = whole.apply(major, locale, currency=currency.upper(), currency_digits=False)
+    else:
+        text = standard.apply(major, locale, currency=currency.upper())
+    return text

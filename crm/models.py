@@ -673,3 +673,23 @@ class OnboardingDurationRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} bucket {self.bucket}: {self.total}"
+
+
+class SubscriptionMrrTotal(models.Model):
+    """Active subscriptions and their MRR per currency: SubscriptionMrr summed by a PostgreSQL
+    trigger on it (crm/rollups.py), so the dashboard reads a few rows, not every subscription."""
+
+    currency = models.CharField(max_length=3)
+    shard = models.SmallIntegerField(
+        default=0, help_text="The subscription row's id mod 8: concurrent renewals rarely share a row"
+    )
+    subscriptions = models.IntegerField(default=0)
+    mrr = models.BigIntegerField(default=0, help_text="Minor units of `currency` a month")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["currency", "shard"], name="subscription_mrr_total_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.currency}: {self.subscriptions} subscriptions, {self.mrr} a month"

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from django.db import connection
 from django.db.models import Count, Sum
 
-from ..models import ChurnDayRollup, ClientStatusCount, LedgerDayRollup, SubscriptionMrr
+from ..models import ChurnDayRollup, ClientStatusCount, LedgerDayRollup, SubscriptionMrr, SubscriptionMrrTotal
 from ..rollups import money_rollups_recount
 
 WINDOW_DAYS = (("today", 1), ("last_7_days", 7), ("last_30_days", 30))
@@ -72,13 +72,13 @@ def money_figures(*, today: date, cells: list | None = None) -> MoneyFigures:
                 cell[0] += paid
                 cell[1] += refunded
                 cell[2] += disputed
-    subscriptions = {
-        row["currency"]: row
-        for row in SubscriptionMrr.objects.filter(active=True)
-        .values("currency")
-        .annotate(n=Count("id"), mrr=Sum("monthly_amount"))
-        .order_by()
-    }
+    if connection.vendor != "postgresql":  # no trigger keeps the totals: sum the subscriptions
+        active = SubscriptionMrr.objects.filter(active=True).values("currency").order_by()
+        rows = list(active.annotate(n=Count("id"), mrr=Sum("monthly_amount")))
+    else:
+        totals = SubscriptionMrrTotal.objects.values("currency").order_by()
+        rows = list(totals.annotate(n=Sum("subscriptions"), mrr=Sum("mrr")))
+    subscriptions = {row["currency"]: row for row in rows if row["n"] or row["mrr"]}
     currencies = []
     for currency in sorted(set(sums) | set(subscriptions)):
         windows = {key: sums.get(currency, {}).get(key, [0, 0, 0]) for key, _ in WINDOW_DAYS}
