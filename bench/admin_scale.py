@@ -5,8 +5,9 @@
 Sets up from nothing: creates and migrates the PostgreSQL database `onboarding_admin_scale`
 (unless DATABASE_URL is given) and, unless it already holds that volume, seeds it with COPY:
 100,000 clients, 300,000 payments with one onboarding each (about 5% held with various reasons,
-some failed, some in progress), a workspace per client and two timeline activities per
-onboarding, paid over the last 12 weeks. Then VACUUM ANALYZE. A second run reuses the data
+some failed, some in progress), a workspace per client, two timeline activities per onboarding
+and a webhook delivery (dj-stripe's trigger and our job; 0.3% failed or retrying) per payment,
+paid over the last 12 weeks. Then VACUUM ANALYZE. A second run reuses the data
 (--reseed starts again); the dashboard's windows then see the data as it aged since seeding.
 
 Then, in this process, logged in as a superuser through django.test.Client, each admin page is
@@ -279,6 +280,25 @@ def ledger_rows(rows, rng, pk, client_id, service_pk, session, intent, customer,
         )  # fmt: skip
 
 
+# Webhook jobs: one delivery per payment (dj-stripe's trigger, body emptied by retention, and our
+# job); a few given up on or waiting to retry, as the dashboard's queues show them.
+JOB_STATUSES = (("succeeded", 99.7), ("failed", 0.2), ("retrying", 0.1))
+
+
+def webhook_rows(rows, rng, pk, received):
+    at = ts(received)
+    status = weighted(rng, JOB_STATUSES, 1)[0]
+    error = "" if status == "succeeded" else "APIConnectionError: Stripe unreachable"
+    retry_at = ts(received + timedelta(minutes=30)) if status == "retrying" else None
+    rows["djstripe_webhookeventtrigger"].append(
+        (pk, "127.0.0.1", "{}", "", True, True, "", "", "2.11.0", at, at)
+    )
+    rows["crm_stripewebhookjob"].append(
+        (pk, f"evt_bench{pk}", "checkout.session.completed", status, 1 if status == "succeeded" else 6, error,
+         retry_at, at, at, pk)
+    )  # fmt: skip
+
+
 def seed(now: datetime) -> dict:
     """Empty the tables and COPY the whole volume in; returns how many rows of each went in."""
     from django.db import connection, transaction
@@ -287,6 +307,7 @@ def seed(now: datetime) -> dict:
 
     began = time.perf_counter()
     rng = random.Random(SEED)
+    job_rng = random.Random(SEED + 1)  # its own stream: the rest of the data stays as it was seeded
     start = now - timedelta(weeks=WEEKS)
     span = (now - start).total_seconds() - 3600
     services = [(pk, s[0], s[3]) for pk, s in enumerate(SERVICES, start=1)]  # (pk, service_id, price)
@@ -333,6 +354,7 @@ def seed(now: datetime) -> dict:
             ledger_rows(
                 rows, rng, pk, client_id, service_pk, session, intent, customer, amount, currency, paid_at
             )
+            webhook_rows(rows, job_rng, pk, created)
             rows["crm_payment"].append(
                 (
                     pk,
@@ -402,9 +424,11 @@ def seed(now: datetime) -> dict:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {', '.join(reversed(COLUMNS))} RESTART IDENTITY CASCADE")
         # The rollups' triggers are off for the bulk load (a row trigger per COPY row would update
-        # three counter rows 100,000 times in one transaction); the rebuild path counts them after.
-        cursor.execute("ALTER TABLE crm_client DISABLE TRIGGER crm_client_rollup")
-        cursor.execute("ALTER TABLE crm_moneymovement DISABLE TRIGGER crm_ledger_rollup")
+        # counter rows 300,000 times in one transaction); the rebuild path counts them after.
+        from crm import onboarding_rollups, rollups
+
+        for table, trigger in rollups.TRIGGERS:
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
         for table, columns in COLUMNS.items():
             began = time.perf_counter()
             with CopyWriter(cursor.cursor, table, columns) as out:  # cursor.cursor: psycopg's, for COPY
@@ -416,13 +440,16 @@ def seed(now: datetime) -> dict:
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"  # noqa: S608
                 )
         began = time.perf_counter()
-        from crm.rollups import REBUILD_SQL
-
-        cursor.execute(REBUILD_SQL)
+        cursor.execute(rollups.REBUILD_SQL)
+        cursor.execute(rollups.MRR_REBUILD_SQL)
+        cursor.execute(onboarding_rollups.REBUILD_SQL)
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # ALTER TABLE refuses pending FK checks
-        cursor.execute("ALTER TABLE crm_client ENABLE TRIGGER crm_client_rollup")
-        cursor.execute("ALTER TABLE crm_moneymovement ENABLE TRIGGER crm_ledger_rollup")
-        log(f"  rollups rebuilt from the seeded ledger and clients in {time.perf_counter() - began:.1f} s")
+        for table, trigger in rollups.TRIGGERS:
+            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}")
+        log(
+            "  rollups rebuilt from the seeded ledger, clients, onboardings and payments"
+            f" in {time.perf_counter() - began:.1f} s"
+        )
     return {table: len(table_rows) for table, table_rows in rows.items()} | {
         "onboarding_statuses": status_counts
     }
@@ -463,6 +490,14 @@ COLUMNS = {
         "client_id", "service_id", "status", "url", "backend", "external_id", "attempts",
         "last_error", "ready_at", "created", "updated", "rejected", "suspended_reason",
     ],
+    "djstripe_webhookeventtrigger": [
+        "id", "remote_ip", "headers", "body", "valid", "processed", "exception", "traceback",
+        "djstripe_version", "created", "updated",
+    ],
+    "crm_stripewebhookjob": [
+        "id", "event_id", "event_type", "status", "attempts", "last_error", "next_attempt_at", "created",
+        "updated", "trigger_id",
+    ],
 }  # fmt: skip
 
 
@@ -477,7 +512,13 @@ def vacuum_analyze() -> float:
 
     started = time.perf_counter()
     with connection.cursor() as cursor:
-        for table in (*BIG_TABLES, "crm_activity", "provisioning_workspace", "crm_service"):
+        for table in (
+            *BIG_TABLES,
+            "crm_activity",
+            "provisioning_workspace",
+            "crm_service",
+            "crm_stripewebhookjob",
+        ):
             cursor.execute(f"VACUUM ANALYZE {table}")
     return time.perf_counter() - started
 

@@ -6,6 +6,7 @@ stays distinguishable with colour-blindness and on either background.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -63,34 +64,51 @@ def revenue_charts(revenue: list[WeeklyRevenue]) -> list[RevenueChart]:
     return [revenue_chart(chart, colors=colors, index=n) for n, chart in enumerate(revenue)]
 
 
+def money_texts(currency: str) -> Callable[[int], str]:
+    """format_money for one currency, each amount formatted once: a chart shows every amount in its
+    bar's tooltip and again in its table, and babel's formatting is most of a chart's time."""
+    texts: dict[int, str] = {}
+
+    def text(amount: int) -> str:
+        if amount not in texts:
+            texts[amount] = format_money(amount, currency)
+        return texts[amount]
+
+    return text
+
+
 def revenue_chart(revenue: WeeklyRevenue, *, colors: dict[str, str], index: int = 0) -> RevenueChart:
-    currency = revenue.currency
+    money = money_texts(revenue.currency)
     rows = []
     for n, week in enumerate(revenue.weeks):
         amounts = [s.amounts[n] for s in revenue.series]
         rows.append(
             TableRow(
                 week=week,
-                amounts=[format_money(a, currency) if a else "—" for a in amounts],
-                total=format_money(sum(amounts), currency),
+                amounts=[money(a) if a else "—" for a in amounts],
+                total=money(sum(amounts)),
             )
         )
     return RevenueChart(
-        currency=currency.upper(),
-        svg=stacked_bars_svg(revenue, colors=colors, element_id=f"revenue-chart-{index}"),
-        legend=[
-            LegendItem(label=s.label, color=colors[s.key], total=format_money(s.total, currency))
-            for s in revenue.series
-        ],
+        currency=revenue.currency.upper(),
+        svg=stacked_bars_svg(revenue, colors=colors, element_id=f"revenue-chart-{index}", money=money),
+        legend=[LegendItem(label=s.label, color=colors[s.key], total=money(s.total)) for s in revenue.series],
         columns=[s.label for s in revenue.series],
         rows=rows,
-        total=format_money(revenue.total, currency),
+        total=money(revenue.total),
     )
 
 
-def stacked_bars_svg(revenue: WeeklyRevenue, *, colors: dict[str, str], element_id: str) -> SafeString:
+def stacked_bars_svg(
+    revenue: WeeklyRevenue,
+    *,
+    colors: dict[str, str],
+    element_id: str,
+    money: Callable[[int], str] | None = None,
+) -> SafeString:
     """Stacked bars, one per week, one <rect class="bar"> per (week, service) with revenue."""
     currency = revenue.currency
+    money = money or money_texts(currency)
     per_unit = float(minor_to_major(1, currency))  # major units per minor unit
     totals = [sum(s.amounts[n] for s in revenue.series) for n in range(len(revenue.weeks))]
     step = nice_step(max(totals, default=0) * per_unit / TICKS)
@@ -147,7 +165,7 @@ def stacked_bars_svg(revenue: WeeklyRevenue, *, colors: dict[str, str], element_
                     colors[series.key],
                     series.label,
                     week.isoformat(),
-                    format_money(amount, currency),
+                    money(amount),
                 )
             )
     parts.append(
@@ -163,7 +181,7 @@ def stacked_bars_svg(revenue: WeeklyRevenue, *, colors: dict[str, str], element_
     description = (
         f"Stacked bars of revenue per week from {revenue.weeks[0].isoformat()} to "
         f"{revenue.weeks[-1].isoformat()}, one colour per service ({services}); "
-        f"total {format_money(revenue.total, currency)}."
+        f"total {money(revenue.total)}."
     )
     return format_html(
         '<svg class="revenue-svg" id="{}" role="img" aria-labelledby="{}-title {}-desc" '

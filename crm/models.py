@@ -612,3 +612,84 @@ class SubscriptionMrr(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscription_id}: {self.monthly_amount} {self.currency} a month"
+
+
+class OnboardingDayRollup(models.Model):
+    """Checkouts counted per day (UTC) and measure, for the dashboard's windows.
+
+    Measures (crm/onboarding_rollups.py keeps them, by PostgreSQL triggers): `payments` (Payment
+    rows, by paid_at), `paid_unrecorded` (held or rejected onboardings with no Payment, by paid_at),
+    `onboarded` (by onboarded_at), `held` and `failed` (held or failed now, by paid_at else created),
+    `email_bounced` (a bad end reported by the ESP, by email_delivery_at).
+    """
+
+    day = models.DateField()
+    measure = models.CharField(max_length=20)
+    shard = models.SmallIntegerField(
+        default=0, help_text="The counted row's id mod 8: concurrent writers of one day rarely share a row"
+    )
+    total = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "measure", "shard"], name="onboarding_day_rollup_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.measure}: {self.total}"
+
+
+class OnboardingQueueCount(models.Model):
+    """How many onboardings wait in each of the dashboard's work queues now (held, failed, …)."""
+
+    queue = models.CharField(max_length=20)
+    shard = models.SmallIntegerField(
+        default=0, help_text="The onboarding's id mod 8: concurrent onboardings rarely share a row"
+    )
+    total = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["queue", "shard"], name="onboarding_queue_count_key")]
+
+    def __str__(self) -> str:
+        return f"{self.queue}: {self.total}"
+
+
+class OnboardingDurationRollup(models.Model):
+    """Payment → onboarded durations per day onboarded (UTC), as a histogram with log-spaced buckets
+    (crm/onboarding_rollups.py): the dashboard's p50 and p95 without reading the onboardings."""
+
+    day = models.DateField()
+    bucket = models.SmallIntegerField(help_text="crm.duration_histogram.duration_bucket of the duration")
+    shard = models.SmallIntegerField(
+        default=0, help_text="The onboarding's id mod 8: concurrent onboardings rarely share a row"
+    )
+    total = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "bucket", "shard"], name="onboarding_duration_rollup_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} bucket {self.bucket}: {self.total}"
+
+
+class SubscriptionMrrTotal(models.Model):
+    """Active subscriptions and their MRR per currency: SubscriptionMrr summed by a PostgreSQL
+    trigger on it (crm/rollups.py), so the dashboard reads a few rows, not every subscription."""
+
+    currency = models.CharField(max_length=3)
+    shard = models.SmallIntegerField(
+        default=0, help_text="The subscription row's id mod 8: concurrent renewals rarely share a row"
+    )
+    subscriptions = models.IntegerField(default=0)
+    mrr = models.BigIntegerField(default=0, help_text="Minor units of `currency` a month")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["currency", "shard"], name="subscription_mrr_total_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.currency}: {self.subscriptions} subscriptions, {self.mrr} a month"

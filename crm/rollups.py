@@ -16,10 +16,15 @@ How they stay right:
   one counter row until the other commits.
 - `crm_subscriptionmrr` (one row per subscription) is recomputed from the ledger by
   `subscription_mrr_refresh`, called by the ledger in the transaction that records the
-  subscription's payment or cancellation, under a per-subscription advisory lock.
-- `rollups_rebuild` recounts all four from the tables they summarise (`manage.py dashboard_rollups
-  --rebuild`; migration 0017 runs it once); `rollups_recount` is the recount itself, which the
-  tests compare with the rollups and which the dashboard uses on SQLite (no triggers there).
+  subscription's payment or cancellation, under a per-subscription advisory lock; a trigger on it
+  keeps `crm_subscriptionmrrtotal` (active subscriptions and MRR per currency, `MRR_TRIGGERS_SQL`,
+  migration 0019), so the dashboard does not sum every subscription.
+- The onboarding rollups (checkouts per day, work queues, payment → onboarded durations) are
+  crm/onboarding_rollups.py's, kept the same way by triggers on `crm_onboarding` and `crm_payment`.
+- `rollups_rebuild` recounts all of them from the tables they summarise (`manage.py
+  dashboard_rollups --rebuild`; migrations 0017 and 0018 count them once in SQL); `rollups_recount`
+  is the recount itself, which the tests compare with the rollups and which the dashboard uses on
+  SQLite (no triggers there).
 
 Days are UTC dates (TIME_ZONE is UTC): `(occurred_at AT TIME ZONE 'UTC')::date`.
 """
@@ -32,7 +37,16 @@ from django.db.models.functions import Coalesce, TruncDate
 
 from core.locks import lock_name_for_transaction
 
-from .models import ChurnDayRollup, Client, ClientStatusCount, LedgerDayRollup, MoneyMovement, SubscriptionMrr
+from . import onboarding_rollups
+from .models import (
+    ChurnDayRollup,
+    Client,
+    ClientStatusCount,
+    LedgerDayRollup,
+    MoneyMovement,
+    SubscriptionMrr,
+    SubscriptionMrrTotal,
+)
 
 Kind = MoneyMovement.Kind
 CHURNED = Client.LifecycleStatus.CHURNED
@@ -146,6 +160,68 @@ CREATE TRIGGER crm_client_rollup AFTER INSERT OR DELETE OR UPDATE OF lifecycle_s
     ON crm_client FOR EACH ROW EXECUTE FUNCTION crm_client_rollup_trigger();
 """
 
+# Installed by migration 0019 (not part of TRIGGERS_SQL, which migration 0017 runs before the
+# totals table exists).
+MRR_TRIGGERS_SQL = """
+CREATE OR REPLACE FUNCTION crm_mrr_total_add(m crm_subscriptionmrr, sign integer) RETURNS void AS $$
+BEGIN
+    IF NOT m.active THEN
+        RETURN;
+    END IF;
+    INSERT INTO crm_subscriptionmrrtotal AS t (currency, shard, subscriptions, mrr)
+    VALUES (m.currency, m.id % 8, sign, sign * m.monthly_amount)
+    ON CONFLICT (currency, shard) DO UPDATE SET
+        subscriptions = t.subscriptions + EXCLUDED.subscriptions, mrr = t.mrr + EXCLUDED.mrr;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE OR REPLACE FUNCTION crm_mrr_total_trigger() RETURNS trigger AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.active = OLD.active AND NEW.currency = OLD.currency
+        AND NEW.monthly_amount = OLD.monthly_amount AND NEW.id = OLD.id THEN
+        RETURN NULL;  -- a refresh that changed nothing (most renewals): no counter row touched
+    END IF;
+    IF TG_OP = 'UPDATE' AND (NEW.currency, NEW.id % 8) < (OLD.currency, OLD.id % 8) THEN  -- key order
+        PERFORM crm_mrr_total_add(NEW, 1);
+        PERFORM crm_mrr_total_add(OLD, -1);
+        RETURN NULL;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        PERFORM crm_mrr_total_add(OLD, -1);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        PERFORM crm_mrr_total_add(NEW, 1);
+    END IF;
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+
+DROP TRIGGER IF EXISTS crm_mrr_total ON crm_subscriptionmrr;
+CREATE TRIGGER crm_mrr_total AFTER INSERT OR DELETE OR UPDATE OF id, currency, monthly_amount, active
+    ON crm_subscriptionmrr FOR EACH ROW EXECUTE FUNCTION crm_mrr_total_trigger();
+"""
+
+MRR_REBUILD_SQL = """
+DELETE FROM crm_subscriptionmrrtotal;
+INSERT INTO crm_subscriptionmrrtotal (currency, shard, subscriptions, mrr)
+SELECT currency, 0, COUNT(*), SUM(monthly_amount) FROM crm_subscriptionmrr WHERE active GROUP BY 1;
+"""
+
+MRR_DROP_TRIGGERS_SQL = """
+DROP TRIGGER IF EXISTS crm_mrr_total ON crm_subscriptionmrr;
+DROP FUNCTION IF EXISTS crm_mrr_total_trigger();
+DROP FUNCTION IF EXISTS crm_mrr_total_add(crm_subscriptionmrr, integer);
+"""
+
+# Every rollup trigger as (table, trigger): bulk loads switch them off, then rebuild (REBUILD_SQL,
+# MRR_REBUILD_SQL and onboarding_rollups.REBUILD_SQL).
+TRIGGERS = (
+    ("crm_moneymovement", "crm_ledger_rollup"),
+    ("crm_client", "crm_client_rollup"),
+    ("crm_subscriptionmrr", "crm_mrr_total"),
+    *onboarding_rollups.TRIGGERS,
+)
+
 DROP_TRIGGERS_SQL = """
 DROP TRIGGER IF EXISTS crm_ledger_rollup ON crm_moneymovement;
 DROP TRIGGER IF EXISTS crm_client_rollup ON crm_client;
@@ -202,6 +278,11 @@ def subscription_mrr_refresh(subscription_id: str) -> None:
 
 def rollups_recount() -> dict:
     """Every rollup recounted from the tables it summarises, as plain data (see `rollups_current`)."""
+    return money_rollups_recount() | onboarding_rollups.onboarding_rollups_recount()
+
+
+def money_rollups_recount() -> dict:
+    """The ledger's and the clients' rollups recounted (the money figures on SQLite use this)."""
     ledger: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     rows = (
         MoneyMovement.objects.filter(counts=True, kind__in=[Kind.PAYMENT, Kind.REFUND, Kind.DISPUTE])
@@ -245,7 +326,18 @@ def rollups_recount() -> dict:
         "statuses": {status: n for status, n in statuses.items() if n},
         "churn": {day: n for day, n in churn.items() if n},
         "subscriptions": subscriptions,
+        "mrr_totals": mrr_totals(subscriptions.values()),
     }
+
+
+def mrr_totals(subscriptions) -> dict[str, tuple[int, int]]:
+    """(active subscriptions, MRR) per currency of (currency, monthly_amount, active) triples."""
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for currency, monthly, active in subscriptions:
+        if active:
+            totals[currency][0] += 1
+            totals[currency][1] += monthly
+    return {currency: (n, mrr) for currency, (n, mrr) in totals.items() if n or mrr}
 
 
 def rollups_current() -> dict:
@@ -265,16 +357,31 @@ def rollups_current() -> dict:
         "subscriptions": {
             s.subscription_id: (s.currency, s.monthly_amount, s.active) for s in SubscriptionMrr.objects.all()
         },
+        "mrr_totals": stored_mrr_totals(),
+        **onboarding_rollups.onboarding_rollups_current(),
     }
 
 
+def stored_mrr_totals() -> dict[str, tuple[int, int]]:
+    """crm_subscriptionmrrtotal summed over its shards (zero rows left out)."""
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for t in SubscriptionMrrTotal.objects.all():
+        totals[t.currency][0] += t.subscriptions
+        totals[t.currency][1] += t.mrr
+    return {currency: (n, mrr) for currency, (n, mrr) in totals.items() if n or mrr}
+
+
 def rollups_rebuild() -> dict[str, int]:
-    """Recount every rollup from scratch, in one transaction (writers of the ledger and of clients
-    wait for it: the tables it reads are locked in SHARE mode, which blocks writes, not reads)."""
+    """Recount every rollup from scratch, in one transaction (writers of the ledger, clients,
+    onboardings and payments wait for it: the tables it reads are locked in SHARE mode, which blocks
+    writes, not reads)."""
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("LOCK TABLE crm_moneymovement, crm_client IN SHARE MODE")
+                cursor.execute(
+                    "LOCK TABLE crm_moneymovement, crm_client, crm_onboarding, crm_payment,"
+                    " crm_subscriptionmrr IN SHARE MODE"
+                )
         counted = rollups_recount()
         LedgerDayRollup.objects.all().delete()
         ClientStatusCount.objects.all().delete()
@@ -296,6 +403,13 @@ def rollups_rebuild() -> dict[str, int]:
             SubscriptionMrr(subscription_id=sid, currency=c, monthly_amount=m, active=a)
             for sid, (c, m, a) in counted["subscriptions"].items()
         )
+        # After the subscriptions: their trigger has added them to whatever the totals held.
+        SubscriptionMrrTotal.objects.all().delete()
+        SubscriptionMrrTotal.objects.bulk_create(
+            SubscriptionMrrTotal(currency=currency, subscriptions=n, mrr=mrr)
+            for currency, (n, mrr) in counted["mrr_totals"].items()
+        )
+        onboarding_rollups.onboarding_rollups_replace(counted)
     return {name: len(rows) for name, rows in counted.items()}
 
 

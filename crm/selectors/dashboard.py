@@ -1,39 +1,28 @@
 """Selectors for the admin's front page: what came in, what got through, what waits for staff.
 
-Every figure is computed by a fixed number of aggregate queries, whatever the amount of data; the
-money figures (weekly revenue, revenue per currency, MRR, churn) read the rollups kept in the
-ledger's and the clients' own transactions (crm/rollups.py), not the ledger.
+Every figure is computed by a fixed number of small queries, whatever the amount of data: the
+onboarding counts, queues and percentiles read the onboarding rollups (onboarding_dashboard), the
+money figures (weekly revenue, revenue per currency, MRR, churn) the ledger's (money_dashboard);
+triggers keep both in the writing transaction (crm/rollups.py, crm/onboarding_rollups.py).
 """
 
-import statistics
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import cast
 
-from django.db import connection
-from django.db.models import Aggregate, Count, DurationField, Exists, F, OuterRef, Q
+from django.db.models import Count
 from django.utils import timezone
 
 from stripe_events.models import StripeWebhookJob
 
-from ..models import Onboarding, Payment, Service
+from ..models import Service
 from .money_dashboard import MoneyFigures, _ledger_cells, money_figures
+from .onboarding_dashboard import DURATION_DAYS, onboarding_figures
 
-Status = Onboarding.Status
-Step = Onboarding.StepStatus
-Delivery = Onboarding.EmailDelivery
-# Welcome emails that did not arrive (the ESP's tracking webhooks said so).
-BOUNCED = (Delivery.BOUNCED, Delivery.REJECTED, Delivery.COMPLAINED, Delivery.UNSUBSCRIBED)
 JobStatus = StripeWebhookJob.Status
 
-# The windows the counts are given for, as (key, label); "today" starts at local midnight.
+# The windows the counts are given for, as (key, label): whole UTC days, as the money figures'.
 WINDOWS = (("today", "Today"), ("last_7_days", "Last 7 days"), ("last_30_days", "Last 30 days"))
 REVENUE_WEEKS = 12
-DURATION_DAYS = 30
-# The SQLite fallback reads at most this many durations (the most recent) into Python.
-DURATION_SAMPLE_LIMIT = 10_000
-# Onboardings stopped for review before any Payment was recorded: paid, yet not in Payment.
-PAID_WITHOUT_PAYMENT = (Status.HELD, Status.REJECTED)
 
 
 @dataclass(frozen=True)
@@ -89,175 +78,69 @@ class DashboardFigures:
 def dashboard_figures(*, now: datetime) -> DashboardFigures:
     """Counts per window, queue lengths, payment-to-onboarded percentiles and weekly revenue.
 
-    What each count means, for a window [start, now]:
+    The windows are whole UTC days, the same as the money figures': today, the last 7 days (today
+    and the 6 days before) and the last 30 days (today and the 29 before); the rollups count per
+    day. What each count means, for a window:
 
-    - paid: every Checkout Session that was paid in the window, counted once, whether it was
-      onboarded, failed or stopped for review. That is every recorded Payment (by Payment.paid_at)
-      plus every onboarding paid but stopped before its Payment was recorded, i.e. held or
-      rejected with no Payment row (by Onboarding.paid_at). Rejected ones stay counted so that a
-      day's figure does not shrink when staff act on a held checkout; a held onboarding that
+    - paid: every Checkout Session that was paid on a day of the window, counted once, whether it
+      was onboarded, failed or stopped for review. That is every recorded Payment (by
+      Payment.paid_at) plus every onboarding paid but stopped before its Payment was recorded, i.e.
+      held or rejected with no Payment row (by Onboarding.paid_at). Rejected ones stay counted so
+      that a day's figure does not shrink when staff act on a held checkout; a held onboarding that
       already has a Payment (welcome email refused) is counted through its Payment only.
-    - onboarded: onboardings that reached ONBOARDED in the window (by onboarded_at).
-    - held / failed: onboardings paid in the window (by paid_at, else created) that are held for
-      review / failed now.
+    - onboarded: onboardings that reached ONBOARDED on a day of the window (by onboarded_at).
+    - held / failed: onboardings paid on a day of the window (by paid_at, else created) that are
+      held for review / failed now.
     - email_bounced: onboardings whose current welcome email the ESP reported bounced, rejected,
-      complained about or unsubscribed in the window (by email_delivery_at); a resend that went
-      out since no longer counts.
+      complained about or unsubscribed on a day of the window (by email_delivery_at); a resend
+      that went out since no longer counts.
+
+    The percentiles are those of onboarded_at - paid_at over the onboardings onboarded in the last
+    30 days (with a paid_at), from a histogram with eight log-spaced buckets per doubling: each
+    within 4.5 % of PostgreSQL's percentile_cont over the exact durations (crm/duration_histogram.py).
     """
-    starts = window_starts(now)
-    onboarding_counts, queues = onboarding_aggregates(starts=starts, now=now)
-    payments = payment_counts(starts=starts, now=now)
-    queues |= webhook_job_queues()
+    today = timezone.localdate(now)
+    onboarding = onboarding_figures(today=today)
     counts = {
         "paid": WindowCounts(
-            **{key: payments[key] + onboarding_counts["paid_unrecorded"][key] for key, _ in WINDOWS}
+            **{
+                key: onboarding.counts["payments"][key] + onboarding.counts["paid_unrecorded"][key]
+                for key, _ in WINDOWS
+            }
         ),
-        "onboarded": WindowCounts(**onboarding_counts["onboarded"]),
-        "held": WindowCounts(**onboarding_counts["held"]),
-        "failed": WindowCounts(**onboarding_counts["failed"]),
-        "email_bounced": WindowCounts(**onboarding_counts["email_bounced"]),
+        **{
+            measure: WindowCounts(**onboarding.counts[measure])
+            for measure in ("onboarded", "held", "failed", "email_bounced")
+        },
     }
-    today = timezone.localdate(now)
     # One read of the per-day rollup serves the weekly chart and the money windows.
-    cells = _ledger_cells(min(revenue_first_week(today), today - timedelta(days=29)))
-    p50, p95, counted = onboarding_duration_percentiles(since=now - timedelta(days=DURATION_DAYS), now=now)
+    cells = _ledger_cells(min(revenue_first_week(today), today - timedelta(days=DURATION_DAYS - 1)))
     return DashboardFigures(
         counts=counts,
-        queues=queues,
-        duration_p50=p50,
-        duration_p95=p95,
-        durations_counted=counted,
+        queues=onboarding.queues | webhook_job_queues(),
+        duration_p50=onboarding.duration_p50,
+        duration_p95=onboarding.duration_p95,
+        durations_counted=onboarding.durations_counted,
         revenue=weekly_revenue(now=now, cells=cells),
         money=money_figures(today=today, cells=cells),
     )
 
 
-def window_starts(now: datetime) -> dict[str, datetime]:
-    local = timezone.localtime(now)
-    return {
-        "today": local.replace(hour=0, minute=0, second=0, microsecond=0),
-        "last_7_days": now - timedelta(days=7),
-        "last_30_days": now - timedelta(days=30),
-    }
-
-
-def payment_counts(*, starts: dict[str, datetime], now: datetime) -> dict[str, int]:
-    """Recorded payments per window: one query."""
-    oldest = min(starts.values())
-    # The WHERE lets PostgreSQL read only the window from the paid_at index, not every payment.
-    return Payment.objects.filter(paid_at__gte=oldest).aggregate(
-        **{key: Count("id", filter=Q(paid_at__gte=start, paid_at__lte=now)) for key, start in starts.items()}
-    )
-
-
-def onboarding_aggregates(
-    *, starts: dict[str, datetime], now: datetime
-) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
-    """Per-window onboarding counts and the onboarding queues, in one conditional aggregate."""
-    has_payment = Exists(Payment.objects.filter(checkout_session_id=OuterRef("checkout_session_id")))
-    cells = {}
-    for key, start in starts.items():
-        paid_in_window = Q(paid_at__gte=start, paid_at__lte=now)
-        # Held and failed onboardings always have paid_at; created is the fallback for old rows.
-        cohort = paid_in_window | Q(paid_at__isnull=True, created__gte=start, created__lte=now)
-        cells[f"paid_unrecorded__{key}"] = Count(
-            # Q & ~Exists is a Q (Django combines conditional expressions); the stubs say Combinable.
-            "id",
-            filter=cast(Q, paid_in_window & Q(status__in=PAID_WITHOUT_PAYMENT) & ~has_payment),
-        )
-        cells[f"onboarded__{key}"] = Count("id", filter=Q(onboarded_at__gte=start, onboarded_at__lte=now))
-        cells[f"held__{key}"] = Count("id", filter=cohort & Q(status=Status.HELD))
-        cells[f"failed__{key}"] = Count("id", filter=cohort & Q(status=Status.FAILED))
-        cells[f"email_bounced__{key}"] = Count(
-            "id",
-            filter=Q(email_delivery__in=BOUNCED, email_delivery_at__gte=start, email_delivery_at__lte=now),
-        )
-    queue_cells = {
-        "held": Count("id", filter=Q(status=Status.HELD)),
-        "failed": Count("id", filter=Q(status=Status.FAILED)),
-        "email_retrying": Count("id", filter=Q(email_status=Step.RETRYING)),
-        "email_failed": Count("id", filter=Q(email_status=Step.FAILED)),
-        "email_bounced": Count(
-            "id", filter=Q(status=Status.HELD, held_reason=Onboarding.HeldReason.EMAIL_BOUNCED)
-        ),
-        "workspace_failed": Count("id", filter=Q(workspace_status=Step.FAILED)),
-    }
-    # Only rows that can count anywhere: in a window, or in a queue. Each condition has an index,
-    # so PostgreSQL combines index scans instead of reading all onboardings.
-    oldest = min(starts.values())
-    relevant = (
-        Q(paid_at__gte=oldest)
-        | Q(onboarded_at__gte=oldest)
-        | Q(paid_at__isnull=True, created__gte=oldest)
-        | Q(status__in=[Status.HELD, Status.FAILED])
-        | Q(email_status__in=[Step.RETRYING, Step.FAILED])
-        | Q(workspace_status=Step.FAILED)
-        | Q(email_delivery__in=BOUNCED, email_delivery_at__gte=oldest)
-    )
-    row = Onboarding.objects.filter(relevant).aggregate(
-        **cells, **{f"queue__{k}": v for k, v in queue_cells.items()}
-    )
-    counts: dict[str, dict[str, int]] = {}
-    queues: dict[str, int] = {}
-    for name, value in row.items():
-        group, key = name.split("__", 1)
-        if group == "queue":
-            queues[key] = value
-        else:
-            counts.setdefault(group, {})[key] = value
-    return counts, queues
-
-
 def webhook_job_queues() -> dict[str, int]:
-    """Stripe webhook jobs waiting to retry or given up on: one query."""
-    return StripeWebhookJob.objects.aggregate(
-        webhook_retrying=Count("id", filter=Q(status=JobStatus.RETRYING)),
-        webhook_failed=Count("id", filter=Q(status=JobStatus.FAILED)),
+    """Stripe webhook jobs waiting to retry or given up on: one query, on the (status, created)
+    index, which reads only those jobs, never the succeeded ones (every delivery has a job)."""
+    rows = (
+        StripeWebhookJob.objects.filter(status__in=[JobStatus.RETRYING, JobStatus.FAILED])
+        .order_by()
+        .values("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
     )
-
-
-class PercentileCont(Aggregate):
-    """PostgreSQL's ordered-set aggregate: percentile_cont(fraction) WITHIN GROUP (ORDER BY expr)."""
-
-    function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-
-    def __init__(self, expression, *, fraction: float, **extra):
-        # A float we format ourselves, never user input, so it can go into the SQL text.
-        super().__init__(expression, fraction=f"{float(fraction):.4f}", **extra)
-
-
-def onboarding_duration_percentiles(
-    *, since: datetime, now: datetime
-) -> tuple[timedelta | None, timedelta | None, int]:
-    """p50 and p95 of onboarded_at - paid_at for onboardings onboarded in [since, now], and how many."""
-    onboarded = Onboarding.objects.filter(
-        onboarded_at__gte=since, onboarded_at__lte=now, paid_at__isnull=False
-    )
-    if connection.vendor == "postgresql":
-        duration = F("onboarded_at") - F("paid_at")
-        row = onboarded.aggregate(
-            p50=PercentileCont(duration, fraction=0.5, output_field=DurationField()),
-            p95=PercentileCont(duration, fraction=0.95, output_field=DurationField()),
-            counted=Count("id"),
-        )
-        return row["p50"], row["p95"], row["counted"]
-    # SQLite has no ordered-set aggregates (percentile_cont) and only text timestamps, so the
-    # durations are read (newest first, bounded) and interpolated in Python the same way.
-    pairs = onboarded.order_by("-onboarded_at").values_list("paid_at", "onboarded_at")[:DURATION_SAMPLE_LIMIT]
-    durations = [onboarded_at - paid_at for paid_at, onboarded_at in pairs if paid_at and onboarded_at]
-    return percentile(durations, 0.5), percentile(durations, 0.95), len(durations)
-
-
-def percentile(durations: list[timedelta], fraction: float) -> timedelta | None:
-    """Linear interpolation between closest ranks, as PostgreSQL's percentile_cont does.
-
-    statistics.quantiles' "inclusive" method is that interpolation; `fraction` in whole percents.
-    """
-    if len(durations) < 2:  # quantiles needs two points (before Python 3.13)
-        return durations[0] if durations else None
-    seconds = statistics.quantiles([d.total_seconds() for d in durations], n=100, method="inclusive")
-    return timedelta(seconds=seconds[round(fraction * 100) - 1])
+    counts = dict(rows)
+    return {
+        "webhook_retrying": counts.get(JobStatus.RETRYING, 0),
+        "webhook_failed": counts.get(JobStatus.FAILED, 0),
+    }
 
 
 def revenue_first_week(today: date, weeks: int = REVENUE_WEEKS) -> date:

@@ -14,8 +14,8 @@ from datetime import date, timedelta
 from django.db import connection
 from django.db.models import Count, Sum
 
-from ..models import ChurnDayRollup, ClientStatusCount, LedgerDayRollup, SubscriptionMrr
-from ..rollups import rollups_recount
+from ..models import ChurnDayRollup, ClientStatusCount, LedgerDayRollup, SubscriptionMrr, SubscriptionMrrTotal
+from ..rollups import money_rollups_recount
 
 WINDOW_DAYS = (("today", 1), ("last_7_days", 7), ("last_30_days", 30))
 
@@ -49,7 +49,7 @@ def _ledger_cells(since: date) -> list[tuple[date, str, int, int, int, int, int]
     if connection.vendor != "postgresql":  # no triggers: recount
         return [
             (day, currency, service, *cell)
-            for (day, currency, service), cell in rollups_recount()["ledger"].items()
+            for (day, currency, service), cell in money_rollups_recount()["ledger"].items()
             if day >= since
         ]
     return list(
@@ -72,13 +72,13 @@ def money_figures(*, today: date, cells: list | None = None) -> MoneyFigures:
                 cell[0] += paid
                 cell[1] += refunded
                 cell[2] += disputed
-    subscriptions = {
-        row["currency"]: row
-        for row in SubscriptionMrr.objects.filter(active=True)
-        .values("currency")
-        .annotate(n=Count("id"), mrr=Sum("monthly_amount"))
-        .order_by()
-    }
+    if connection.vendor != "postgresql":  # no trigger keeps the totals: sum the subscriptions
+        active = SubscriptionMrr.objects.filter(active=True).values("currency").order_by()
+        rows = list(active.annotate(n=Count("id"), mrr=Sum("monthly_amount")))
+    else:
+        totals = SubscriptionMrrTotal.objects.values("currency").order_by()
+        rows = list(totals.annotate(n=Sum("subscriptions"), mrr=Sum("mrr")))
+    subscriptions = {row["currency"]: row for row in rows if row["n"] or row["mrr"]}
     currencies = []
     for currency in sorted(set(sums) | set(subscriptions)):
         windows = {key: sums.get(currency, {}).get(key, [0, 0, 0]) for key, _ in WINDOW_DAYS}
@@ -96,7 +96,7 @@ def money_figures(*, today: date, cells: list | None = None) -> MoneyFigures:
     # The busiest currency (most paid in the last 30 days) first.
     currencies.sort(key=lambda c: (-c.paid["last_30_days"], -c.mrr, c.currency))
     if connection.vendor != "postgresql":
-        counted = rollups_recount()
+        counted = money_rollups_recount()
         churn_days, statuses = counted["churn"], counted["statuses"]
     else:
         churn_days = dict(

@@ -9,8 +9,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from crm.duration_histogram import PRECISION
 from crm.models import MoneyMovement, Onboarding, Payment
-from crm.selectors.dashboard import dashboard_figures, human_duration, percentile
+from crm.selectors.dashboard import dashboard_figures, human_duration
 from stripe_events.models import StripeWebhookJob
 from tests.factories import (
     ClientFactory,
@@ -135,7 +136,7 @@ def test_paid_counts_every_paid_checkout_once(services):
     onboarding_create(status=Status.REJECTED, paid_at=hour_ago, service_ref="gone")
     onboarding_create(status=Status.AWAITING_PAYMENT)
     onboarding_create(status=Status.PAYMENT_FAILED)
-    held(NOW + timedelta(hours=1))  # after `now`: not in any window
+    held(NOW + timedelta(days=1))  # tomorrow: not in any window
 
     counts = dashboard_figures(now=NOW).counts
 
@@ -161,16 +162,18 @@ def test_payment_to_onboarded_percentiles(services):
     figures = dashboard_figures(now=NOW)
 
     assert figures.durations_counted == 5
-    assert figures.duration_p50 == timedelta(seconds=3)
-    # percentile_cont: position 0.95 × 4 = 3.8, between 4 s and 100 s → 4 + 0.8 × 96 = 80.8 s.
-    assert figures.duration_p95 == timedelta(seconds=80.8)
+    # percentile_cont over the exact durations: p50 3 s; p95 at position 0.95 × 4 = 3.8, between
+    # 4 s and 100 s → 4 + 0.8 × 96 = 80.8 s. The histogram's are within its precision (4.5 %).
+    assert abs(figures.duration_p50 / timedelta(seconds=3) - 1) <= PRECISION
+    assert abs(figures.duration_p95 / timedelta(seconds=80.8) - 1) <= PRECISION
+    assert figures.duration_p95 != timedelta(seconds=4)  # interpolated between ranks, not a rank
     assert (human_duration(figures.duration_p50), human_duration(figures.duration_p95)) == ("3 s", "1.3 min")
 
 
 def test_percentiles_shown_on_the_page(admin_client, services):
     care, _ = services
     onboarded_at = timezone.now() - timedelta(hours=1)
-    for seconds in (3.2, 240, 240):
+    for seconds in (3.2, 250, 250):
         paid(
             onboarded_at - timedelta(seconds=seconds),
             service=care,
@@ -180,8 +183,9 @@ def test_percentiles_shown_on_the_page(admin_client, services):
 
     html = admin_client.get("/admin/").content.decode()
 
-    assert re.search(r'id="duration-p50">.*?<td class="num">4 min</td>', html, re.S)
-    assert re.search(r'id="duration-p95">.*?<td class="num">4 min</td>', html, re.S)
+    # 250 s is 4.2 min; the histogram's estimate (within 4.5 %) reads the same.
+    assert re.search(r'id="duration-p50">.*?<td class="num">4.2 min</td>', html, re.S)
+    assert re.search(r'id="duration-p95">.*?<td class="num">4.2 min</td>', html, re.S)
     assert "3 onboardings" in html
 
 
@@ -204,13 +208,6 @@ def test_percentiles_without_onboardings(db):
 )
 def test_human_duration(value, text):
     assert human_duration(value) == text
-
-
-def test_percentile_interpolates_like_percentile_cont():
-    values = [timedelta(seconds=s) for s in (10, 20)]
-    assert percentile(values, 0.5) == timedelta(seconds=15)
-    assert percentile(values[:1], 0.95) == timedelta(seconds=10)
-    assert percentile([], 0.5) is None
 
 
 def test_queues_link_to_filtered_changelists(admin_client, seeded):
@@ -346,10 +343,11 @@ def dashboard_queries(admin_client) -> int:
 def test_dashboard_query_count_does_not_grow_with_data(admin_client, services, django_assert_num_queries):
     seed_activity(services, 5)
     few = dashboard_queries(admin_client)
-    # payments, onboardings, webhook jobs, percentiles; from the rollups: the per-day ledger cells,
-    # service names, subscriptions (MRR), churn days, clients per status
-    with django_assert_num_queries(9):
-        dashboard_figures(now=timezone.now())
+    # From the rollups: onboardings per day, the queues, the durations, the per-day ledger cells,
+    # service names, subscriptions (MRR), churn days, clients per status; and the webhook jobs.
+    if connection.vendor == "postgresql":  # SQLite has no triggers: its fallback recounts
+        with django_assert_num_queries(9):
+            dashboard_figures(now=timezone.now())
 
     seed_activity(services, 45)
     assert Payment.objects.count() == 50

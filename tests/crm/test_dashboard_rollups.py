@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 from crm.models import ChurnDayRollup, Client, LedgerDayRollup, MoneyMovement, SubscriptionMrr
 from crm.rollups import (
     monthly_amount,
+    mrr_totals,
     rollups_current,
     rollups_differences,
     rollups_rebuild,
+    stored_mrr_totals,
     subscription_mrr_refresh,
 )
 from crm.selectors.money_dashboard import money_figures
@@ -54,8 +56,22 @@ def movement(n: int, *, kind: str, status: str, amount: int, currency: str, day:
     )
 
 
+SUBSCRIPTIONS = ("sub_a", "sub_b", "sub_c")
+
 write = st.tuples(
-    st.sampled_from(["create", "bulk_create", "save", "update", "delete", "client", "client_status"]),
+    st.sampled_from(
+        [
+            "create",
+            "bulk_create",
+            "save",
+            "update",
+            "delete",
+            "client",
+            "client_status",
+            "subscription",
+            "cancel",
+        ]
+    ),
     st.sampled_from(KINDS),
     st.integers(min_value=0, max_value=3),  # status index
     st.integers(min_value=0, max_value=50_000),
@@ -101,11 +117,70 @@ def test_rollups_equal_a_recount_after_random_writes(writes):
                 Client.objects.filter(id=clients[pick % len(clients)].id).update(
                     lifecycle_status=LIFECYCLE[status_i % 3], lifecycle_changed_at=T0 + timedelta(days=day)
                 )
+            elif op in ("subscription", "cancel"):  # a renewal (its period and amount) or a cancellation
+                kind, status = ("payment", ("paid", "payment_failed")[status_i % 2])
+                if op == "cancel":
+                    kind, status = "cancellation", "canceled"
+                row = movement(
+                    n, kind=kind, status=status, amount=amount, currency=currency, day=day,
+                    service=services[service_i], client=clients[0],
+                )  # fmt: skip
+                row.subscription_id, row.period_days = SUBSCRIPTIONS[pick % 3], (7, 30, 365, None)[status_i]
+                row.save()
+            # As the ledger's services do after their writes: each subscription's MRR recomputed.
+            for subscription in SUBSCRIPTIONS:
+                subscription_mrr_refresh(subscription)
         assert rollups_differences() == []
         # A rebuild from scratch changes nothing either.
         before = rollups_current()
         rollups_rebuild()
         assert rollups_current() == before
+    finally:
+        transaction.savepoint_rollback(sid)
+
+
+mrr_write = st.tuples(
+    st.sampled_from(["create", "bulk_create", "save", "update", "delete"]),
+    st.integers(min_value=0, max_value=10_000),  # which existing row
+    st.sampled_from(["usd", "eur", "jpy"]),
+    st.integers(min_value=0, max_value=900_000),
+    st.booleans(),
+)
+
+
+@pytest.mark.django_db
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(writes=st.lists(mrr_write, min_size=1, max_size=20))
+def test_mrr_totals_equal_the_sum_of_the_subscriptions_after_random_writes(writes):
+    """The per-currency totals the dashboard reads equal the active subscriptions summed, whatever
+    writes SubscriptionMrr: creates, bulk inserts, saves, queryset updates, deletes."""
+    sid = transaction.savepoint()
+    try:
+        for n, (op, pick, currency, amount, active) in enumerate(writes):
+            rows = list(SubscriptionMrr.objects.order_by("id"))
+            row = rows[pick % len(rows)] if rows else None
+            if op == "create":
+                SubscriptionMrr.objects.create(
+                    subscription_id=f"sub_{n}", currency=currency, monthly_amount=amount, active=active
+                )
+            elif op == "bulk_create":
+                SubscriptionMrr.objects.bulk_create(
+                    SubscriptionMrr(
+                        subscription_id=f"sub_{n}_{i}", currency=currency, monthly_amount=amount + i,
+                        active=active or i == 1,
+                    )
+                    for i in range(3)
+                )  # fmt: skip
+            elif op == "save" and row is not None:
+                row.currency, row.monthly_amount, row.active = currency, amount, active
+                row.save()
+            elif op == "update" and row is not None:  # several rows, no save()
+                SubscriptionMrr.objects.filter(id__gte=row.id).update(active=active, currency=currency)
+            elif op == "delete" and row is not None:
+                row.delete()
+        assert stored_mrr_totals() == mrr_totals(
+            SubscriptionMrr.objects.values_list("currency", "monthly_amount", "active")
+        )
     finally:
         transaction.savepoint_rollback(sid)
 

@@ -1,4 +1,6 @@
-"""Check the dashboard's rollups against a full recount, or rebuild them from scratch.
+"""Check the dashboard's rollups against a full recount, or rebuild them from scratch: the money
+rollups (ledger per day, clients per status, churn, MRR per subscription and per currency) and the
+onboarding rollups (checkouts per day and measure, work queues, payment → onboarded durations).
 
 manage.py dashboard_rollups            # compare; exit 1 and list the differences if any
 manage.py dashboard_rollups --rebuild  # recount and replace them (one transaction)
