@@ -133,3 +133,36 @@ def test_demo_stops_at_once_with_a_clear_error_when_the_sandbox_cannot_start(tmp
     assert result.returncode != 0
     assert "stripe_sandbox --port" in result.stderr and "exited with" in result.stderr
     assert time.monotonic() - started < 25  # not the 30 s wait for a server that will never answer
+
+
+def test_demo_on_sqlite_as_make_demo_runs_it(tmp_path):
+    """`make demo` runs on a SQLite file (DATABASE_URL unset): migrated from nothing, the webhook
+    stored, worked and onboarded there. (The tests above share the PostgreSQL test database.)"""
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+        "DJANGO_DEBUG": "1",
+        "EMAIL_FILE_PATH": str(tmp_path / "mail"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    demo = subprocess.Popen(
+        [sys.executable, "manage.py", "demo", "--port", str(free_port()), "--sandbox-port", str(free_port())],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        output = read_until(demo, "Serving. Press Ctrl-C to stop.", timeout=400)
+        os.killpg(demo.pid, signal.SIGINT)
+        rest = demo.communicate(timeout=60)[0].decode(errors="replace")
+    finally:
+        if demo.poll() is None:
+            for pid in descendants(demo.pid) | {demo.pid}:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+    report = output.split("What happened", 1)[1]
+    assert ": Onboarded" in report, report
+    assert "Traceback" not in output + rest, (output + rest)[-3000:]
+    assert list((tmp_path / "mail").iterdir())  # the welcome email, in the file backend
