@@ -74,6 +74,20 @@ def checkout(session_id: str, **fields) -> Onboarding:
     return onboarding_start(onboarding, facts=session)
 
 
+# Each input of the counted cells, with values that do and do not count.
+ONE_COLUMN = [
+    ("status", STATUSES),
+    ("email_status", STEPS),
+    ("workspace_status", STEPS),
+    ("held_reason", REASONS),
+    ("email_delivery", DELIVERIES),
+    ("email_delivery_at", [T0, T0 + timedelta(days=1), None]),
+    ("paid_at", [T0, T0 + timedelta(days=2), None]),
+    ("onboarded_at", [T0 + timedelta(days=1), None]),
+    ("created", [T0, T0 + timedelta(days=1)]),
+]
+
+
 def when(day: int, minutes: int) -> datetime | None:
     return None if day > 3 else T0 + timedelta(days=day, minutes=minutes)
 
@@ -99,6 +113,7 @@ write = st.tuples(
             "payment_delete",
             "payment_move",
             "delivery",
+            "one_column",
         ]  # fmt: skip
     ),
     st.integers(min_value=0, max_value=10_000),  # which existing row
@@ -198,6 +213,9 @@ def apply(op: str, pick: int, choice: int, day: int, minutes: int, services) -> 
         Onboarding.objects.filter(id=row.id).update(
             email_delivery=DELIVERIES[choice % len(DELIVERIES)], email_delivery_at=when(day, minutes)
         )
+    elif op == "one_column":  # one counted input alone (the update trigger's WHEN must see each)
+        column, values = ONE_COLUMN[(pick + minutes) % len(ONE_COLUMN)]
+        Onboarding.objects.filter(id=row.id).update(**{column: values[choice % len(values)]})
 
 
 @pytest.mark.django_db
@@ -376,3 +394,17 @@ def test_concurrent_writers_keep_the_onboarding_rollups_equal_to_a_recount():
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda worker: in_own_connection(writer, worker), range(8)))
     assert rollups_differences() == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("column, values", ONE_COLUMN, ids=[column for column, _ in ONE_COLUMN])
+def test_each_counted_input_changed_alone_keeps_the_rollups_equal_to_a_recount(column, values):
+    """The update trigger runs only when its WHEN clause sees a counted input change: each input,
+    changed alone to every value (counted or not) on a held and an onboarding under way."""
+    ServiceFactory()
+    held = checkout("cs_alone_held", email="h@example.com", service_ref="nope", currency="usd")
+    started = checkout("cs_alone_started", email="s@example.com", service_ref="website-care", currency="usd")
+    for onboarding in (held, started):
+        for value in [*values, values[0]]:
+            Onboarding.objects.filter(id=onboarding.id).update(**{column: value})
+            assert rollups_differences() == [], (column, value)
