@@ -9,7 +9,7 @@ and the dashboard's rollups (crm/rollups.py) equal a full recount.
 import random
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
@@ -161,8 +161,10 @@ def money_machine(pipeline):
                 if self.history:
                     assert_matches_sandbox(sandbox)
                     assert not Onboarding.objects.exclude(status=Onboarding.Status.ONBOARDED).exists()
-                # The dashboard's rollups, kept as the pipeline wrote, equal a recount from scratch.
-                assert rollups_differences() == []
+                # The dashboard's rollups, kept as the pipeline wrote, equal a recount from scratch
+                # (PostgreSQL triggers keep them; on SQLite the dashboard recounts).
+                if connection.vendor == "postgresql":
+                    assert rollups_differences() == []
             except AssertionError as error:
                 raise AssertionError(f"history: {self.history}") from error
             finally:

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from django.db import connection
 from djstripe.apps import __version__ as djstripe_version
 from djstripe.models import WebhookEventTrigger
 
@@ -27,7 +28,9 @@ def test_a_valid_delivery_stores_every_column_the_orm_would(pipeline):
     assert trigger.remote_ip == "127.0.0.1"
     assert trigger.headers["Stripe-Signature"].startswith("t=")
     assert trigger.json_body == json.loads(json.dumps(event))
-    assert trigger.created is not None and trigger.created == trigger.updated == job.created == job.updated
+    assert trigger.created is not None and job.created is not None
+    if connection.vendor == "postgresql":  # the raw INSERT's one clock reading (SQLite takes the ORM)
+        assert trigger.created == trigger.updated == job.created == job.updated
     assert (job.trigger_id, job.event_id, job.event_type) == (trigger.id, event["id"], event["type"])
     assert (job.status, job.attempts, job.last_error, job.next_attempt_at) == ("queued", 0, "", None)
 
