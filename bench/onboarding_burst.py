@@ -144,7 +144,8 @@ def latencies(results: list[dict]) -> list[float]:
     return values
 
 
-def outcome_counts(session_ids: list[str]) -> dict:
+def outcome_counts(session_ids: list[str], since) -> dict:
+    """The burst's onboardings by status, and this run's webhook jobs (the database keeps earlier runs')."""
     from django.db.models import Count
 
     from crm.models import Onboarding
@@ -156,10 +157,9 @@ def outcome_counts(session_ids: list[str]) -> dict:
         .annotate(n=Count("id"))
         .values_list("status", "n")
     )
-    jobs = dict(
-        StripeWebhookJob.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n")
-    )
-    retried = StripeWebhookJob.objects.filter(attempts__gt=1).count()
+    this_run = StripeWebhookJob.objects.filter(created__gte=since)
+    jobs = dict(this_run.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    retried = this_run.filter(attempts__gt=1).count()
     return {"onboarding_statuses": statuses, "webhook_jobs": jobs, "webhook_jobs_retried": retried}
 
 
@@ -204,6 +204,7 @@ def main() -> int:
     log(f"settings: {mode}; migrate: {benchlib.migrate():.1f} s")
 
     from django.conf import settings
+    from django.utils import timezone
     from django_q.models import OrmQ, Schedule
 
     from crm.models import Service
@@ -247,6 +248,7 @@ def main() -> int:
         machine.start()
         cpu_before = {name: benchlib.process_cpu_seconds(pids) for name, pids in cpu_groups(children).items()}
         drive_started = time.monotonic()
+        run_started_at = timezone.now()
         results = drive(sandbox_url, endpoint.url, args.n, args.window, args.senders)
         drive_seconds = time.monotonic() - drive_started - 0.5
         undelivered = [r for r in results if not r.get("delivered")]
@@ -268,7 +270,7 @@ def main() -> int:
         worker_log = children.log_of("qcluster").read_text(errors="replace")
 
     values = latencies(results)
-    outcomes = outcome_counts(session_ids)
+    outcomes = outcome_counts(session_ids, run_started_at)
     # Failed: an onboarding or webhook job that gave up (not one still in progress at the timeout).
     failed = outcomes["onboarding_statuses"].get("failed", 0) + outcomes["webhook_jobs"].get("failed", 0)
     figures.update(

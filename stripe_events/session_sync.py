@@ -60,7 +60,7 @@ _HALF = {"multiplier": 0.125, "max": 4.0}
 
 def _log_wait(state: RetryCallState) -> None:
     wait = state.next_action.sleep if state.next_action else 0.0
-    logger.info("Stripe rate limit (429), attempt %s; waiting %.2f s", state.attempt_number, wait)
+    logger.warning("Stripe rate limit (429), attempt %s; waiting %.2f s", state.attempt_number, wait)
 
 
 def stripe_rate_limited_call(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
