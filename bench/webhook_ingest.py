@@ -472,12 +472,15 @@ def main() -> int:
                 f"  {'':<30} CPU ms per request: gunicorn {cpu['gunicorn']:.2f}, postgres backends "
                 f"{cpu['postgres']:.2f}, load generator {cpu['client']:.2f}"
             )
-        log(f"  ratio webhook/trivial: {ratio:.2f} (goal >= 0.5: {'MET' if ratio >= 0.5 else 'MISSED'})")
         floor_ratio = floor["rps"] / trivial["rps"]
+        to_floor = webhook["rps"] / floor["rps"]
         log(
-            f"  reference: signature check only/trivial {verify_only['rps'] / trivial['rps']:.2f}; "
-            f"signature check + one raw INSERT/trivial {floor_ratio:.2f} (the best a durable ingest "
-            f"reaches here); webhook/that floor {webhook['rps'] / floor['rps']:.2f}"
+            f"  ratio webhook/durable floor (signature check + one raw INSERT): {to_floor:.2f} "
+            f"(goal >= 0.5: {'MET' if to_floor >= 0.5 else 'MISSED'})"
+        )
+        log(
+            f"  reference: webhook/trivial {ratio:.2f} (the retired goal); signature check only/trivial "
+            f"{verify_only['rps'] / trivial['rps']:.2f}; the floor/trivial {floor_ratio:.2f}"
         )
         log(f"  queries per webhook: {per_webhook} (goal <= 6: {'MET' if per_webhook <= 6 else 'MISSED'})")
         xacts = (pg_after["xacts"] - pg_before["xacts"]) / total_2xx_webhooks if total_2xx_webhooks else None
@@ -494,7 +497,7 @@ def main() -> int:
             webhook=webhook,
             healthz=trivial,
             ratio_webhook_to_trivial=rounded(ratio, 3),
-            ratio_goal_met=bool(ratio and ratio >= 0.5),
+            ratio_goal_met=to_floor >= 0.5,  # issue 13: ratio_webhook_to_floor_write >= 0.5
             floor_verify=verify_only,
             floor_write=floor,
             ratio_floor_verify_to_trivial=rounded(verify_only["rps"] / trivial["rps"], 3),

@@ -140,3 +140,19 @@ class HeadOfQueue:
     def __init__(self, broker: OrmBroker | RedisBroker):
         self.list_key = broker.list_key
         self.enqueue = broker.enqueue_first
+
+
+class PackageOnly:
+    """What async_task(broker=...) needs of a broker, keeping the signed task instead of sending it.
+
+    For a caller that writes the queue row itself in a statement of its own (the webhook ingest
+    writes trigger, job and task in one INSERT): django-q2 still builds and signs the package.
+    """
+
+    def __init__(self, list_key: str):
+        self.list_key = list_key
+        self.package: str | None = None
+
+    def enqueue(self, task: str) -> str:
+        self.package = task
+        return "deferred"

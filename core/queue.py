@@ -5,9 +5,10 @@ from functools import partial
 from django.conf import settings
 from django.db import transaction
 from django_q.brokers import get_broker
+from django_q.conf import Conf
 from django_q.tasks import async_task
 
-from .brokers import HeadOfQueue
+from .brokers import HeadOfQueue, OrmBroker, PackageOnly
 
 
 def enqueue_transactionally(func: str, *args: int, first: bool = False) -> None:
@@ -32,3 +33,22 @@ def _enqueue(func: str, args: tuple[int, ...], first: bool) -> None:
         async_task(func, *args, broker=HeadOfQueue(get_broker()))
     else:
         async_task(func, *args)
+
+
+def orm_queue_in_default_database() -> bool:
+    """Whether queued tasks are rows of the default database's django_q_ormq (our ORM broker)."""
+    return (
+        settings.Q_CLUSTER.get("orm") == "default"
+        and settings.Q_CLUSTER.get("broker_class") == f"{OrmBroker.__module__}.{OrmBroker.__qualname__}"
+        and not Conf.SYNC
+    )
+
+
+def task_package(func: str, *args: int) -> tuple[str, str]:
+    """(queue name, signed package) of the task `func(*args)`, for a caller that writes the ORM
+    broker's row itself (see OrmBroker._insert for the row); django-q2 builds and signs it."""
+    capture = PackageOnly(Conf.CLUSTER_NAME)  # the list_key django-q2's brokers default to
+    async_task(func, *args, broker=capture)
+    if capture.package is None:
+        raise RuntimeError("django-q2 did not hand the task to the broker")
+    return capture.list_key, capture.package

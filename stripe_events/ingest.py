@@ -1,27 +1,37 @@
-"""The durable record of a verified delivery: dj-stripe's trigger and our job, in one statement.
+"""The durable record of a verified delivery: dj-stripe's trigger, our job and the queued task.
 
-The ORM cost about a third of a webhook's CPU for these two rows (bench/profile_webhook.py:
-two model saves, each compiling an INSERT and running pre_save for every field). Nothing hooks
-these saves (no signals on either model; dj-stripe's WebhookEventTrigger has no save()), so the
-view writes both rows with one raw `INSERT ... RETURNING` in a CTE: the same columns and values
-the ORM writes (created/updated from the application's clock, dj-stripe's version, valid=True),
-one round trip instead of two. The caller's transaction also queues the task (core/queue.py),
-so trigger, job and task still commit or roll back together.
+The ORM cost about a third of a webhook's CPU for the two rows (bench/profile_webhook.py: two
+model saves, each compiling an INSERT and running pre_save for every field). Nothing hooks these
+saves (no signals on either model; dj-stripe's WebhookEventTrigger has no save()), so they are
+written with raw INSERTs in a CTE: the same columns and values the ORM writes (created/updated
+from the application's clock, dj-stripe's version, valid=True).
+
+On PostgreSQL with the ORM broker (the default) the task's row joins the same statement: one
+INSERT of trigger, job and django-q2's queue row, atomic on its own, so the request makes two
+round trips (the endpoint's SELECT, this INSERT) instead of five (SELECT, BEGIN, INSERT, INSERT,
+COMMIT). The task names the job, so the job's id is taken from its sequence by the endpoint's
+SELECT (`endpoint_for_ingest`); django-q2 builds and signs the task (core.queue.task_package).
+A rejected delivery leaves a gap in the job ids, nothing else. Elsewhere (SQLite, the Redis
+broker) the caller wraps `delivery_store` in a transaction and queues the task itself.
 """
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from django.db import connection
 from django.utils import timezone
+from django_q.models import OrmQ
 from djstripe.models import WebhookEndpoint, WebhookEventTrigger
 from djstripe.models.webhooks import _get_version
+
+from core.queue import orm_queue_in_default_database, task_package
 
 from .models import StripeWebhookJob
 
 TRIGGER_TABLE = WebhookEventTrigger._meta.db_table
 JOB_TABLE = StripeWebhookJob._meta.db_table
+QUEUE_TABLE = OrmQ._meta.db_table
 
 STORE_SQL = f"""
 WITH trigger AS (
@@ -35,6 +45,63 @@ INSERT INTO {JOB_TABLE} (trigger_id, event_id, event_type, status, attempts, las
 SELECT id, %(event_id)s, %(event_type)s, %(status)s, 0, '', %(now)s, %(now)s FROM trigger
 RETURNING trigger_id, id
 """  # noqa: S608 - table names from the models' _meta, values as parameters
+
+# Trigger, job (its id reserved by the endpoint's SELECT) and the task's queue row, as OrmBroker
+# writes it (key, signed payload, lock = the time it becomes visible: now).
+STORE_AND_QUEUE_SQL = f"""
+WITH trigger AS (
+    INSERT INTO {TRIGGER_TABLE} (remote_ip, headers, body, valid, processed, exception, traceback,
+        djstripe_version, created, updated, stripe_trigger_account_id, webhook_endpoint_id)
+    VALUES (%(remote_ip)s, %(headers)s::jsonb, %(body)s, true, false, '', '',
+        %(version)s, %(now)s, %(now)s, %(account)s, %(endpoint)s)
+    RETURNING id
+), job AS (
+    INSERT INTO {JOB_TABLE} (id, trigger_id, event_id, event_type, status, attempts, last_error,
+        created, updated)
+    SELECT %(job_id)s, id, %(event_id)s, %(event_type)s, %(status)s, 0, '', %(now)s, %(now)s FROM trigger
+    RETURNING trigger_id, id
+), task AS (
+    INSERT INTO {QUEUE_TABLE} (key, payload, lock) VALUES (%(queue)s, %(payload)s, %(now)s)
+    RETURNING id
+)
+SELECT job.trigger_id, job.id FROM job, task
+"""  # noqa: S608 - table names from the models' _meta, values as parameters
+
+
+def delivery_store_and_queue(
+    *,
+    remote_ip: str,
+    headers: dict[str, str],
+    body: str,
+    endpoint: WebhookEndpoint,
+    event: dict[str, Any],
+    job_id: int,
+    task: str,
+) -> tuple[int, int]:
+    """One statement (PostgreSQL, ORM broker): the valid trigger, its job `job_id` (reserved by
+    `endpoint_for_ingest`) and the queued task `task(job_id)`; (trigger id, job id)."""
+    queue, payload = task_package(task, job_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            STORE_AND_QUEUE_SQL,
+            {
+                "remote_ip": remote_ip,
+                "headers": json.dumps(headers),
+                "body": body,
+                "version": _get_version(),
+                "now": timezone.now(),
+                "account": endpoint.djstripe_owner_account_id,
+                "endpoint": endpoint.id,
+                "job_id": job_id,
+                "event_id": event["id"],
+                "event_type": event["type"],
+                "status": StripeWebhookJob.Status.QUEUED.value,
+                "queue": queue,
+                "payload": payload,
+            },
+        )
+        trigger_id, stored_job_id = cursor.fetchone()
+    return trigger_id, stored_job_id
 
 
 def delivery_store(
@@ -73,27 +140,36 @@ def delivery_store(
     return trigger_id, job_id
 
 
-ENDPOINT_SQL = (
-    f"SELECT djstripe_id, id, secret, status, djstripe_tolerance, djstripe_owner_account_id "  # noqa: S608
+ENDPOINT_COLUMNS = "djstripe_id, id, secret, status, djstripe_tolerance, djstripe_owner_account_id"
+ENDPOINT_SQL = f"SELECT {ENDPOINT_COLUMNS} FROM {WebhookEndpoint._meta.db_table} WHERE djstripe_uuid = %s"  # noqa: S608
+ENDPOINT_AND_JOB_ID_SQL = (
+    f"SELECT {ENDPOINT_COLUMNS}, nextval(pg_get_serial_sequence('{JOB_TABLE}', 'id')) "  # noqa: S608
     f"FROM {WebhookEndpoint._meta.db_table} WHERE djstripe_uuid = %s"
 )
 
 
-def endpoint_for_ingest(uuid: UUID) -> WebhookEndpoint | None:
-    """What ingest reads of the endpoint, by its URL's uuid (one SELECT, no ORM query building).
+class IngestEndpoint(NamedTuple):
+    endpoint: WebhookEndpoint
+    job_id: int | None  # reserved for this delivery's job when it is stored in one statement
+
+
+def endpoint_for_ingest(uuid: UUID) -> IngestEndpoint | None:
+    """What ingest reads of the endpoint, by its URL's uuid (one SELECT, no ORM query building),
+    and where trigger, job and task are stored in one statement, the job's id from its sequence.
 
     Only these columns: the whole row also holds Stripe's JSON (stripe_data, metadata), whose
     decoding cost about a sixth of a webhook's CPU.
     """
+    one_statement = connection.vendor == "postgresql" and orm_queue_in_default_database()
     # The column's own form of the value (a uuid on PostgreSQL, 32 hex characters on SQLite).
     value = WebhookEndpoint._meta.get_field("djstripe_uuid").get_db_prep_value(uuid, connection)
     with connection.cursor() as cursor:
-        cursor.execute(ENDPOINT_SQL, [value])
+        cursor.execute(ENDPOINT_AND_JOB_ID_SQL if one_statement else ENDPOINT_SQL, [value])
         row = cursor.fetchone()
     if row is None:
         return None
-    djstripe_id, stripe_id, secret, status, tolerance, account_id = row
-    return WebhookEndpoint(
+    djstripe_id, stripe_id, secret, status, tolerance, account_id, *job_id = row
+    endpoint = WebhookEndpoint(
         djstripe_id=djstripe_id,
         id=stripe_id,
         secret=secret,
@@ -101,3 +177,4 @@ def endpoint_for_ingest(uuid: UUID) -> WebhookEndpoint | None:
         djstripe_tolerance=tolerance,
         djstripe_owner_account_id=account_id,
     )
+    return IngestEndpoint(endpoint, job_id[0] if job_id else None)

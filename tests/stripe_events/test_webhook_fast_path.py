@@ -3,12 +3,16 @@
 import json
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection
+from django.test.utils import CaptureQueriesContext
+from django_q.models import OrmQ
+from django_q.signing import SignedPackage
 from djstripe.apps import __version__ as djstripe_version
 from djstripe.models import WebhookEventTrigger
 
 from stripe_events.models import StripeWebhookJob
-from tests.support.pipeline import run_with_commit_hooks, signed_post
+from stripe_events.webhook_jobs import PROCESS_TASK
+from tests.support.pipeline import run_next_task, run_with_commit_hooks, signed_post
 
 pytestmark = pytest.mark.django_db
 
@@ -56,4 +60,50 @@ def test_an_unknown_webhook_path_under_the_prefix_is_a_404(client, db):
     assert (
         client.post("/stripe/webhook/not-a-uuid/", data="{}", content_type="application/json").status_code
         == 404
+    )
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement ingest is PostgreSQL's")
+def test_a_valid_delivery_is_two_statements_and_its_task_runs_its_job(pipeline):
+    """The endpoint's SELECT (reserving the job's id) and one INSERT of trigger, job and task."""
+    event = pipeline.checkout()["events"][0]
+
+    with CaptureQueriesContext(connection) as queries:
+        response = pipeline.deliver(event)
+
+    assert response.status_code == 200
+    statements = [query["sql"].strip().split()[0].upper() for query in queries.captured_queries]
+    assert statements == ["SELECT", "WITH"], queries.captured_queries
+    job = StripeWebhookJob.objects.get()
+    assert "nextval" in queries.captured_queries[0]["sql"]
+    [(_, payload)] = OrmQ.objects.values_list("key", "payload")
+    task = SignedPackage.loads(payload)  # django-q2's own package, as its worker reads it
+    assert (task["func"], task["args"]) == (PROCESS_TASK, (job.id,))
+    assert run_next_task() == PROCESS_TASK
+    job.refresh_from_db()
+    assert job.status == StripeWebhookJob.Status.SUCCEEDED
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement ingest is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_when_the_queue_row_cannot_be_written_neither_trigger_nor_job_is_stored(pipeline):
+    """All or nothing without a transaction block: the database refuses the task's row (a CHECK
+    constraint added for the test), and the trigger and job of the same statement go with it."""
+    event = pipeline.checkout()["events"][0]
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {OrmQ._meta.db_table} ADD CONSTRAINT refuse_all CHECK (false) NOT VALID")
+    try:
+        with pytest.raises(IntegrityError):
+            pipeline.deliver(event)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {OrmQ._meta.db_table} DROP CONSTRAINT refuse_all")
+
+    assert not WebhookEventTrigger.objects.exists()
+    assert not StripeWebhookJob.objects.exists()
+    assert pipeline.deliver(event).status_code == 200  # Stripe's retry then stores all three
+    assert (WebhookEventTrigger.objects.count(), StripeWebhookJob.objects.count(), OrmQ.objects.count()) == (
+        1,
+        1,
+        1,
     )
