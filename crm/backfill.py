@@ -8,16 +8,17 @@ through the webhook's own service (`onboarding_sync_locked`, from the listed fac
 Nothing is collected across pages: memory stays flat however long the history.
 
 Resume. Stripe lists newest first and pages with `starting_after`, so a run walks back in time
-from `window_end` (frozen at the first start) to `since`. A page's mirror rows are written first,
-in a transaction of their own (upserts: a page listed again after a resume is mirrored again,
-harmlessly; if the page's mirror fails, each session is mirrored in its own transaction below).
-Then each session is processed and the run's checkpoint (`BackfillRun.last_session_id`, the oldest
-session done so far) is moved in the same transaction, so after Ctrl-C or a kill, a rerun with
-the same arguments lists from `starting_after=<checkpoint>`: every session newer than it is done,
-none is done twice, and the pages already walked are not listed again.
+from `window_end` (frozen at the first start) to `since`. A page is one transaction: its mirror
+rows, its sessions' onboardings and the run's checkpoint (`BackfillRun.last_session_id`, the
+oldest session done so far, written once, at the page's end). So after Ctrl-C or a kill, a rerun
+with the same arguments lists from `starting_after=<checkpoint>`: every session newer than it is
+done, none is done twice, the pages already walked are not listed again, and the page that was
+under way is done again from its start (nothing of it was kept). If a session of a page fails,
+the page is rolled back and done again as before this was batched: the page's mirror in one
+transaction (upserts), then each session with its checkpoint in one, so the failed session is
+counted as failed and the others are done.
 """
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -497,20 +498,58 @@ class _Walk:
         )
 
     def page_handle(self, page: list[dict]) -> None:
-        """Mirror the page's sessions in one go, then onboard them one by one.
+        """Mirror the page's sessions in one go, onboard them and move the checkpoint past the
+        page, all in one transaction (one commit a page, not one a session).
 
-        A dry run does it all in a transaction rolled back at the end of the page.
+        If a session fails, the page is rolled back and done again one session a transaction,
+        so that session is counted as failed and the others are done. A dry run does it all in a
+        transaction rolled back at the end of the page.
         """
-        wanted = [data for data in page if self.wanted(data)]
-        with transaction.atomic() if self.dry_run else contextlib.nullcontext():
-            mirrored = self.page_mirror(wanted)
-            for data in page:
-                outcome = self.process(data, mirrored=mirrored) if self.wanted(data) else "other_service"
-                if outcome == "other_service":
-                    self.record(data, outcome)
-                self.report(data, outcome)
-            if self.dry_run:
+        if self.dry_run:
+            with transaction.atomic():
+                self.page_one_by_one(page)
                 transaction.set_rollback(True)
+            return
+        before = self.state()
+        try:
+            with transaction.atomic():
+                wanted = [data for data in page if self.wanted(data)]
+                if wanted:
+                    checkout_sessions_mirror(wanted, api_key=self.api_key)
+                for data in page:
+                    if self.wanted(data):
+                        outcome = backfill_session_process(
+                            data=data, send_welcome_email=not self.run.no_email
+                        )
+                    else:
+                        outcome = "other_service"
+                    self.record(data, outcome, write=False)
+                    self.report(data, outcome)
+                if page:
+                    self.checkpoint(**self.state())
+        except Exception:  # noqa: BLE001 - one bad session must not stop a page: redone one by one
+            self.restore(before)
+            logger.warning("A session of a page failed; doing the page one session at a time", exc_info=True)
+            self.page_one_by_one(page)
+        except BaseException:
+            self.restore(before)  # Ctrl-C: the page was rolled back, and so is its count
+            raise
+        else:
+            self.consecutive_failures = 0
+
+    def restore(self, state: dict) -> None:
+        for name, value in state.items():
+            setattr(self.run, name, value)
+
+    def page_one_by_one(self, page: list[dict]) -> None:
+        """The page with its mirror in one transaction, then each session and its checkpoint in one."""
+        wanted = [data for data in page if self.wanted(data)]
+        mirrored = self.page_mirror(wanted)
+        for data in page:
+            outcome = self.process(data, mirrored=mirrored) if self.wanted(data) else "other_service"
+            if outcome == "other_service":
+                self.record(data, outcome)
+            self.report(data, outcome)
 
     def wanted(self, data) -> bool:
         metadata = data.get("metadata") or {}
@@ -556,8 +595,9 @@ class _Walk:
             self.record(data, outcome)
         return outcome
 
-    def record(self, data, outcome: str, error: str = "") -> None:
-        """Count the session and move the checkpoint past it (in memory only for a dry run)."""
+    def record(self, data, outcome: str, error: str = "", *, write: bool = True) -> None:
+        """Count the session and move the checkpoint past it (in memory only for a dry run, or
+        with `write=False`: the page's checkpoint is written once, at its end)."""
         run = self.run
         counts = {**run.counts, "held": dict(run.counts["held"])}
         counts["listed"] += 1
@@ -568,21 +608,34 @@ class _Walk:
         if error and len(failed) < MAX_FAILED_IDS:
             failed = [*failed, data["id"]]
         last_created = datetime.fromtimestamp(data["created"], tz=UTC)
-        if not self.dry_run:
-            BackfillRun.objects.filter(id=run.id).update(
+        if write and not self.dry_run:
+            self.checkpoint(
                 last_session_id=data["id"],
                 last_created=last_created,
                 counts=counts,
                 failed_sessions=failed,
-                pages=run.pages,
-                stripe_requests=run.stripe_requests,
                 last_error=error or run.last_error,
-                updated=timezone.now(),
             )
         # Only once the row is written: a failed write leaves memory matching the database.
         run.counts, run.failed_sessions = counts, failed
         run.last_session_id, run.last_created = data["id"], last_created
         run.last_error = error or run.last_error
+
+    def checkpoint(self, **state) -> None:
+        """Write the run's checkpoint (`state`: the run's fields that change with it)."""
+        BackfillRun.objects.filter(id=self.run.id).update(
+            **state, pages=self.run.pages, stripe_requests=self.run.stripe_requests, updated=timezone.now()
+        )
+
+    def state(self) -> dict:
+        run = self.run
+        return {
+            "last_session_id": run.last_session_id,
+            "last_created": run.last_created,
+            "counts": run.counts,
+            "failed_sessions": run.failed_sessions,
+            "last_error": run.last_error,
+        }
 
     def report(self, data, outcome: str) -> None:
         if self.progress is None:
