@@ -1,16 +1,22 @@
 """Backfill: bring Stripe's Checkout Session history in through the webhook path's own service.
 
 `onboarding_backfill` lists Checkout Sessions from the Stripe API, one request per 100 sessions
-(everything dj-stripe would otherwise fetch per session comes expanded in the list), mirrors each
-into dj-stripe's Session table from the listed data and calls `onboarding_sync_from_session`,
-exactly as a webhook would. Nothing is collected: memory stays flat however long the history.
+(everything the webhook path's sync fetches per session comes expanded in the list: the same
+expansions), mirrors each page into dj-stripe's tables in a few statements
+(stripe_events/session_mirror.py: the rows the webhook path writes), then onboards each session
+through the webhook's own service (`onboarding_sync_locked`, from the listed facts and charge).
+Nothing is collected across pages: memory stays flat however long the history.
 
 Resume. Stripe lists newest first and pages with `starting_after`, so a run walks back in time
-from `window_end` (frozen at the first start) to `since`. Each session is processed and the run's
-checkpoint (`BackfillRun.last_session_id`, the oldest session done so far) is moved in the same
-transaction, so after Ctrl-C or a kill, a rerun with the same arguments lists from
-`starting_after=<checkpoint>`: every session newer than it is done, none is done twice, and the
-pages already walked are not listed again.
+from `window_end` (frozen at the first start) to `since`. A page is one transaction: its mirror
+rows, its sessions' onboardings and the run's checkpoint (`BackfillRun.last_session_id`, the
+oldest session done so far, written once, at the page's end). So after Ctrl-C or a kill, a rerun
+with the same arguments lists from `starting_after=<checkpoint>`: every session newer than it is
+done, none is done twice, the pages already walked are not listed again, and the page that was
+under way is done again from its start (nothing of it was kept). If a session of a page fails,
+the page is rolled back and done again as before this was batched: the page's mirror in one
+transaction (upserts), then each session with its checkpoint in one, so the failed session is
+counted as failed and the others are done.
 """
 
 import logging
@@ -23,7 +29,6 @@ import stripe
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from djstripe.models import Session
 from djstripe.settings import djstripe_settings
 from tenacity import (
     RetryCallState,
@@ -36,12 +41,19 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
-from core.locks import lock_name_for_transaction
+from stripe_events import session_sync
+from stripe_events.session_mirror import checkout_sessions_mirror
 from stripe_events.stripe_client import stripe_api_key
+from stripe_events.stripe_json import stripe_object_json
 
 from .backfill_ledger import LISTINGS, Listing, ledger_counts_new, ledger_object_import
 from .models import BackfillRun, Onboarding
-from .services.onboarding import ASYNC_PAYMENT_FAILED, onboarding_sync_from_session
+from .services.onboarding import (
+    ASYNC_PAYMENT_FAILED,
+    SessionFacts,
+    onboarding_session_lock,
+    onboarding_sync_locked,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +61,11 @@ Status = Onboarding.Status
 RunStatus = BackfillRun.Status
 
 PAGE_SIZE = 100
-# Everything dj-stripe's Session sync would otherwise retrieve per session: the line items (in
-# dj-stripe's own Session.expand_fields), the customer, and the payment intent with its payment
-# method. Three levels deep; Stripe allows four.
-EXPAND = ["data.line_items", "data.customer", "data.payment_intent.payment_method"]
+# What the webhook path's sync expands for one session (stripe_events/session_sync.py: dj-stripe's
+# Session.expand_fields, the customer with its sources, the payment intent with its payment method
+# and its charge's balance transaction), for each listed session; four levels deep at most, as
+# Stripe allows.
+EXPAND = [f"data.{path}" for path in session_sync.EXPAND]
 # Requests per second: under Stripe's documented limits (25/s in test mode, 100/s live), leaving
 # room for the webhook worker that shares the key.
 TEST_MODE_RATE = 20.0
@@ -225,20 +238,20 @@ def event_type_for(data) -> str:
     return ""
 
 
-def backfill_session_process(*, data, api_key: str, send_welcome_email: bool) -> str:
-    """Mirror one listed session into dj-stripe and onboard it like a webhook; returns the outcome.
+def backfill_session_process(*, data: dict, send_welcome_email: bool) -> str:
+    """Onboard one listed session, already mirrored, like a webhook would; returns the outcome.
 
-    Runs in the caller's transaction. The sync reads only the expanded data it is given: no
-    per-session Stripe request.
+    Runs in the caller's transaction, from the listed data: no Stripe request, and the session's
+    facts are not read back from the mirror.
     """
-    session_id = data["id"]
-    lock_name_for_transaction(f"checkout-session:{session_id}")
-    Session.sync_from_stripe_data(data, api_key=api_key)
-    before = (
-        Onboarding.objects.filter(checkout_session_id=session_id).values_list("status", flat=True).first()
-    )
-    onboarding = onboarding_sync_from_session(
-        session_id=session_id, event_type=event_type_for(data), send_welcome_email=send_welcome_email
+    onboarding_session_lock(session_id=data["id"])
+    intent = data.get("payment_intent")
+    charge = intent.get("latest_charge") if isinstance(intent, dict) else None
+    onboarding, before = onboarding_sync_locked(
+        facts=SessionFacts.from_stripe_data(data),
+        event_type=event_type_for(data),
+        send_welcome_email=send_welcome_email,
+        charge=charge if isinstance(charge, dict) else None,
     )
     return outcome_of(before, onboarding)
 
@@ -396,8 +409,8 @@ class _Walk:
         self.end_ts = int(run.window_end.timestamp())
 
     def run_through(self) -> None:
-        for session in self.sessions():
-            self.handle(session)
+        for page in self.pages():
+            self.page_handle(page)
         self.ledger_walk()
         self.stop(RunStatus.COMPLETED, "")
 
@@ -421,8 +434,8 @@ class _Walk:
                 return
             cursor = page.data[-1].id
 
-    def sessions(self) -> Iterator:
-        """Every complete session in the window after the checkpoint, newest first, page by page."""
+    def pages(self) -> Iterator[list[dict]]:
+        """Every complete session in the window after the checkpoint, newest first, a page at a time."""
         params = {
             "limit": PAGE_SIZE,
             "created": {"gte": self.since_ts, "lt": self.end_ts},
@@ -433,7 +446,7 @@ class _Walk:
         while True:
             page = self.page_fetch({**params, "starting_after": cursor} if cursor else params)
             self.run.pages += 1
-            yield from page.data
+            yield [stripe_object_json(session) for session in page.data]
             if not page.has_more or not page.data:
                 return
             cursor = page.data[-1].id
@@ -484,21 +497,85 @@ class _Walk:
             "run the same command again to continue from there."
         )
 
-    def handle(self, data) -> None:
-        metadata = data.get("metadata") or {}
-        if self.run.service_ref and str(metadata.get("serviceId") or "").strip() != self.run.service_ref:
-            outcome = "other_service"
-            self.record(data, outcome)
-        else:
-            outcome = self.process(data)
-        self.report(data, outcome)
+    def page_handle(self, page: list[dict]) -> None:
+        """Mirror the page's sessions in one go, onboard them and move the checkpoint past the
+        page, all in one transaction (one commit a page, not one a session).
 
-    def process(self, data) -> str:
+        If a session fails, the page is rolled back and done again one session a transaction,
+        so that session is counted as failed and the others are done. A dry run does it all in a
+        transaction rolled back at the end of the page.
+        """
+        if self.dry_run:
+            with transaction.atomic():
+                self.page_one_by_one(page)
+                transaction.set_rollback(True)
+            return
+        before = self.state()
         try:
             with transaction.atomic():
-                outcome = backfill_session_process(
-                    data=data, api_key=self.api_key, send_welcome_email=not self.run.no_email
-                )
+                wanted = [data for data in page if self.wanted(data)]
+                if wanted:
+                    checkout_sessions_mirror(wanted, api_key=self.api_key)
+                for data in page:
+                    if self.wanted(data):
+                        outcome = backfill_session_process(
+                            data=data, send_welcome_email=not self.run.no_email
+                        )
+                    else:
+                        outcome = "other_service"
+                    self.record(data, outcome, write=False)
+                    self.report(data, outcome)
+                if page:
+                    self.checkpoint(**self.state())
+        except Exception:  # noqa: BLE001 - one bad session must not stop a page: redone one by one
+            self.restore(before)
+            logger.warning("A session of a page failed; doing the page one session at a time", exc_info=True)
+            self.page_one_by_one(page)
+        except BaseException:
+            self.restore(before)  # Ctrl-C: the page was rolled back, and so is its count
+            raise
+        else:
+            self.consecutive_failures = 0
+
+    def restore(self, state: dict) -> None:
+        for name, value in state.items():
+            setattr(self.run, name, value)
+
+    def page_one_by_one(self, page: list[dict]) -> None:
+        """The page with its mirror in one transaction, then each session and its checkpoint in one."""
+        wanted = [data for data in page if self.wanted(data)]
+        mirrored = self.page_mirror(wanted)
+        for data in page:
+            outcome = self.process(data, mirrored=mirrored) if self.wanted(data) else "other_service"
+            if outcome == "other_service":
+                self.record(data, outcome)
+            self.report(data, outcome)
+
+    def wanted(self, data) -> bool:
+        metadata = data.get("metadata") or {}
+        return (
+            not self.run.service_ref or str(metadata.get("serviceId") or "").strip() == self.run.service_ref
+        )
+
+    def page_mirror(self, sessions: list[dict]) -> bool:
+        """Mirror the sessions and their objects, committed before any is onboarded (see the module
+        docstring); False if that failed, and each session is mirrored with its onboarding."""
+        if not sessions:
+            return True
+        try:
+            with transaction.atomic():
+                checkout_sessions_mirror(sessions, api_key=self.api_key)
+        except Exception:  # noqa: BLE001 - one bad session must not stop a page: retried one by one
+            logger.exception("Mirroring a page of Checkout Sessions failed; mirroring them one at a time")
+            return False
+        return True
+
+    def process(self, data, *, mirrored: bool) -> str:
+        try:
+            with transaction.atomic():
+                if not mirrored:
+                    checkout_sessions_mirror([data], api_key=self.api_key)
+                outcome = backfill_session_process(data=data, send_welcome_email=not self.run.no_email)
                 if self.dry_run:
                     transaction.set_rollback(True)
                 else:
@@ -518,8 +595,9 @@ class _Walk:
             self.record(data, outcome)
         return outcome
 
-    def record(self, data, outcome: str, error: str = "") -> None:
-        """Count the session and move the checkpoint past it (in memory only for a dry run)."""
+    def record(self, data, outcome: str, error: str = "", *, write: bool = True) -> None:
+        """Count the session and move the checkpoint past it (in memory only for a dry run, or
+        with `write=False`: the page's checkpoint is written once, at its end)."""
         run = self.run
         counts = {**run.counts, "held": dict(run.counts["held"])}
         counts["listed"] += 1
@@ -530,21 +608,34 @@ class _Walk:
         if error and len(failed) < MAX_FAILED_IDS:
             failed = [*failed, data["id"]]
         last_created = datetime.fromtimestamp(data["created"], tz=UTC)
-        if not self.dry_run:
-            BackfillRun.objects.filter(id=run.id).update(
+        if write and not self.dry_run:
+            self.checkpoint(
                 last_session_id=data["id"],
                 last_created=last_created,
                 counts=counts,
                 failed_sessions=failed,
-                pages=run.pages,
-                stripe_requests=run.stripe_requests,
                 last_error=error or run.last_error,
-                updated=timezone.now(),
             )
         # Only once the row is written: a failed write leaves memory matching the database.
         run.counts, run.failed_sessions = counts, failed
         run.last_session_id, run.last_created = data["id"], last_created
         run.last_error = error or run.last_error
+
+    def checkpoint(self, **state) -> None:
+        """Write the run's checkpoint (`state`: the run's fields that change with it)."""
+        BackfillRun.objects.filter(id=self.run.id).update(
+            **state, pages=self.run.pages, stripe_requests=self.run.stripe_requests, updated=timezone.now()
+        )
+
+    def state(self) -> dict:
+        run = self.run
+        return {
+            "last_session_id": run.last_session_id,
+            "last_created": run.last_created,
+            "counts": run.counts,
+            "failed_sessions": run.failed_sessions,
+            "last_error": run.last_error,
+        }
 
     def report(self, data, outcome: str) -> None:
         if self.progress is None:

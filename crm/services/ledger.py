@@ -200,6 +200,7 @@ def ledger_payment_record(
     billing_reason: str = "",
     period_days: int | None = None,
     charge: dict[str, Any] | None = None,
+    client_locked: bool = False,
 ) -> MoneyMovement:
     """Record a payment (a paid session or invoice, or an invoice whose payment failed) once.
 
@@ -208,6 +209,8 @@ def ledger_payment_record(
     `charge`: the payment's latest charge with its balance transaction, when the caller got it
     from Stripe with the payment; its ids and settlement are recorded now, and the settle task
     (which would ask Stripe for them) is queued only if the settlement is not available yet.
+    `client_locked`: the caller holds the client's email lock and has written its row in this
+    transaction (onboarding's `client_upsert`), so the row is locked and `client` current.
     """
     defaults = {
         "client": client,
@@ -225,15 +228,28 @@ def ledger_payment_record(
         "billing_reason": billing_reason,
         "period_days": period_days,
     }
-    if client is not None:
+    if client is not None and not client_locked:
         client = client_lock(client.id)
     current = _movement_locked(stripe_id)
     prior = (current.client_id, current.counts) if current is not None else None
-    movement, created = _movement_upsert(
-        stripe_id=stripe_id, kind=Kind.PAYMENT, status=status, defaults=defaults, current=current
-    )
-    if charge is not None and _payment_charge_apply(movement, charge):
-        movement.save()
+    if current is None and charge is not None:
+        # New, with its charge known: one INSERT with the charge's ids and settlement.
+        movement = MoneyMovement(
+            stripe_id=stripe_id,
+            kind=Kind.PAYMENT,
+            status=status,
+            counts=_counts(Kind.PAYMENT, status),
+            **defaults,
+        )
+        _payment_charge_apply(movement, charge)
+        movement.save(force_insert=True)
+        created = True
+    else:
+        movement, created = _movement_upsert(
+            stripe_id=stripe_id, kind=Kind.PAYMENT, status=status, defaults=defaults, current=current
+        )
+        if charge is not None and _payment_charge_apply(movement, charge):
+            movement.save()
     # Newly known to the client: created with it, attached now, or paid now (a failed invoice).
     prior_client, prior_counts = prior if prior is not None else (None, False)
     news = (

@@ -66,6 +66,19 @@ class SessionFacts:
     subscription_id: str = ""
 
     @classmethod
+    def from_stripe_data(cls, data: dict[str, Any]) -> "SessionFacts":
+        """The facts of a session as Stripe returned it (the backfill's listed, expanded data);
+        equal to `from_session` of the row dj-stripe mirrors from that data."""
+        session = Session(
+            id=data["id"],
+            stripe_data=data,
+            livemode=data.get("livemode"),
+            payment_intent_id=stripe_id_of(data.get("payment_intent")) or None,
+            customer_id=stripe_id_of(data.get("customer")) or None,
+        )
+        return cls.from_session(session)
+
+    @classmethod
     def from_session(cls, session: Session) -> "SessionFacts":
         data = session.stripe_data or {}
         details = data.get("customer_details") or {}
@@ -104,21 +117,57 @@ def onboarding_sync_from_session(
     transaction expanded), when the caller has it: the payment is recorded with its settlement.
     """
     with transaction.atomic():
-        # Serialise deliveries of one session (several event types, duplicates) across workers.
-        lock_name_for_transaction(f"checkout-session:{session_id}")
+        onboarding_session_lock(session_id=session_id)
         facts = SessionFacts.from_session(Session.objects.get(id=session_id))
-        onboarding, _ = Onboarding.objects.get_or_create(
-            checkout_session_id=session_id, defaults=onboarding_defaults(facts)
+        onboarding, _ = onboarding_sync_locked(
+            facts=facts,
+            event_type=event_type,
+            event_id=event_id,
+            send_welcome_email=send_welcome_email,
+            charge=charge,
         )
-        if event_id:
-            activity_record(
-                kind=Kind.STRIPE, summary=f"Stripe {event_type} ({event_id})", onboarding=onboarding
-            )
-        if onboarding.status in DECIDED:
-            return onboarding
-        if facts.payment_status not in PAID_STATUSES:
-            return onboarding_record_unpaid(onboarding, facts=facts, event_type=event_type)
-        return onboarding_start(onboarding, facts=facts, send_welcome_email=send_welcome_email, charge=charge)
+        return onboarding
+
+
+def onboarding_session_lock(*, session_id: str) -> None:
+    """Serialise the work on one session (deliveries of several event types, duplicates, the
+    backfill, staff) across workers, until the transaction ends."""
+    lock_name_for_transaction(f"checkout-session:{session_id}")
+
+
+def onboarding_sync_locked(
+    *,
+    facts: SessionFacts,
+    event_type: str = "",
+    event_id: str = "",
+    send_welcome_email: bool = True,
+    charge: dict[str, Any] | None = None,
+) -> tuple[Onboarding, str | None]:
+    """`onboarding_sync_from_session` from the session's facts, in the caller's transaction, which
+    holds `onboarding_session_lock`; returns the onboarding and its status before (None: new)."""
+    # Every creator of an onboarding holds its session's lock: no race between this read and
+    # the insert (so no savepoint around it, as get_or_create would open).
+    onboarding = Onboarding.objects.filter(checkout_session_id=facts.session_id).first()
+    before = None if onboarding is None else onboarding.status
+    if onboarding is None:
+        onboarding = Onboarding.objects.create(
+            checkout_session_id=facts.session_id, **onboarding_defaults(facts)
+        )
+    if event_id:
+        activity_record(kind=Kind.STRIPE, summary=f"Stripe {event_type} ({event_id})", onboarding=onboarding)
+    if onboarding.status in DECIDED:
+        return onboarding, before
+    if facts.payment_status not in PAID_STATUSES:
+        return onboarding_record_unpaid(onboarding, facts=facts, event_type=event_type), before
+    onboarding = onboarding_start(
+        onboarding,
+        facts=facts,
+        send_welcome_email=send_welcome_email,
+        charge=charge,
+        # A new onboarding has no timeline lines yet unless an event's was just recorded.
+        untimed_lines=before is not None or bool(event_id),
+    )
+    return onboarding, before
 
 
 def onboarding_defaults(facts: SessionFacts) -> dict[str, Any]:
@@ -178,12 +227,14 @@ def onboarding_start(
     accepted: frozenset[str] = frozenset(),
     send_welcome_email: bool = True,
     charge: dict[str, Any] | None = None,
+    untimed_lines: bool = True,
 ) -> Onboarding:
     """Check a paid session; hold it for review, or record the client and payment and queue the steps.
 
     `accepted` holds the reasons staff have accepted for this onboarding (see crm.services.staff);
     `send_welcome_email=False` skips the email step (backfill --no-email); `charge` as in
-    `onboarding_sync_from_session`.
+    `onboarding_sync_from_session`; `untimed_lines=False`: the onboarding has no timeline lines
+    without a client (created in this transaction, no event recorded), none to attach.
     """
     service = Service.objects.filter(service_id=facts.service_ref).first() if facts.service_ref else None
     if facts.email:
@@ -233,8 +284,9 @@ def onboarding_start(
         onboarding.status = Status.ONBOARDED
         onboarding.onboarded_at = timezone.now()
     onboarding.save()
-    # Lines recorded before the client was known (Stripe events) join the client's timeline.
-    Activity.objects.filter(onboarding=onboarding, client__isnull=True).update(client=client)
+    if untimed_lines:
+        # Lines recorded before the client was known (Stripe events) join the client's timeline.
+        Activity.objects.filter(onboarding=onboarding, client__isnull=True).update(client=client)
     activity_record(
         kind=Kind.ONBOARDING, summary=f"Onboarding started for {service.name}", onboarding=onboarding
     )
@@ -280,20 +332,25 @@ def client_upsert(*, client: Client | None, facts: SessionFacts, service: Servic
 def payment_record(
     *, client: Client, facts: SessionFacts, service: Service, charge: dict[str, Any] | None = None
 ) -> Payment:
-    """Record the session's payment once, and its ledger row (which recomputes the client's value)."""
-    payment, created = Payment.objects.get_or_create(
-        checkout_session_id=facts.session_id,
-        defaults={
-            "client": client,
-            "service": service,
-            "payment_intent_id": facts.payment_intent_id,
-            "stripe_customer_id": facts.customer_id,
-            "amount": facts.amount or 0,
-            "currency": facts.currency,
-            "livemode": facts.livemode,
-            "paid_at": facts.created,
-        },
-    )
+    """Record the session's payment once, and its ledger row (which recomputes the client's value).
+
+    The caller holds the session's lock (`onboarding_session_lock`) and the client's (its email
+    lock, and its row: `client_upsert` just wrote it).
+    """
+    # Payments are only created here, under the session's lock: no race between read and insert.
+    payment = Payment.objects.filter(checkout_session_id=facts.session_id).first()
+    if payment is None:
+        payment = Payment.objects.create(
+            checkout_session_id=facts.session_id,
+            client=client,
+            service=service,
+            payment_intent_id=facts.payment_intent_id,
+            stripe_customer_id=facts.customer_id,
+            amount=facts.amount or 0,
+            currency=facts.currency,
+            livemode=facts.livemode,
+            paid_at=facts.created,
+        )
     # The ledger's row: a subscription-mode session's payment is its first invoice, keyed by it,
     # so the session and that invoice's invoice.paid make one row in either order.
     from_invoice = facts.invoice_id == facts.session_id  # an onboarding from a stand-alone invoice
@@ -314,6 +371,7 @@ def payment_record(
         customer_id=facts.customer_id,
         billing_reason="manual" if from_invoice else "",
         charge=charge if facts.payment_intent_id else None,
+        client_locked=True,
     )
     return payment
 

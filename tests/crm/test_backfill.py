@@ -271,7 +271,7 @@ def test_interrupted_run_resumes_after_its_checkpoint_and_ends_like_an_uninterru
     assert Onboarding.objects.count() == 100
     assert run.last_session_id == Onboarding.objects.order_by("id").last().checkout_session_id
 
-    # Ctrl-C in the middle of the second page.
+    # Ctrl-C in the middle of the second page: the page is one transaction, rolled back whole.
     sandbox.clear_faults()
 
     def interrupt(progress):
@@ -282,12 +282,13 @@ def test_interrupted_run_resumes_after_its_checkpoint_and_ends_like_an_uninterru
     with pytest.raises(KeyboardInterrupt):
         onboarding_backfill(since=SINCE, until=UNTIL, no_email=True, rate=0, progress=interrupt)
     run.refresh_from_db()
-    assert run.status == BackfillRun.Status.INTERRUPTED and run.counts["seen"] == 150
+    assert run.status == BackfillRun.Status.INTERRUPTED and run.counts["seen"] == 100
+    assert Onboarding.objects.count() == 100 and Client.objects.count() == 100
     assert sandbox.request_counts()[LIST] == 1  # page one was not listed again
 
     sandbox.reset_request_counts()
     summary = onboarding_backfill(since=SINCE, until=UNTIL, no_email=True, rate=0)
-    assert sandbox.request_counts()[LIST] == 1  # the last 100 sessions, one page
+    assert sandbox.request_counts()[LIST] == 2  # the interrupted page again, and the last one
     assert summary.resumed_after == run.last_session_id
     assert summary.status == "completed" and BackfillRun.objects.count() == 1
 
