@@ -30,8 +30,6 @@ from django.db import models
 from djstripe.models import Account, Customer, PaymentIntent, PaymentMethod, Session
 from djstripe.settings import djstripe_settings
 
-from .session_sync import _id_of
-
 # Fields dj-stripe's `_stripe_object_to_record` leaves out (besides the `djstripe_*` ones).
 IGNORED_FIELDS = {"date_purged", "subscriber", "stripe_data"}
 # Columns never rewritten when a mirrored session is updated.
@@ -39,6 +37,11 @@ KEEP_ON_UPDATE = {"djstripe_id", "id", "djstripe_created"}
 
 StripeModel = type[Customer] | type[PaymentMethod] | type[PaymentIntent] | type[Session]
 Pair = tuple[dict[str, Any], dict[str, Any]]  # (the object's data, its row's field values)
+
+
+def _id_of(value: Any) -> Any:
+    """An expandable field as dj-stripe stores a relation: the id of an expanded object, else as is."""
+    return value.get("id") if isinstance(value, dict) else value
 
 
 def checkout_sessions_mirror(sessions: Iterable[dict[str, Any]], *, api_key: str) -> None:

@@ -3,10 +3,12 @@
 dj-stripe's own handler for `checkout.session.*` retrieves the session, then its sync retrieves
 the customer, the payment intent and that intent's payment method, each on its own. Here one
 retrieve asks for them expanded (dj-stripe's Session.expand_fields, plus `customer` and
-`payment_intent.payment_method`), and the mirror is synced from that data, innermost first, each
-object stored with the shape dj-stripe's own retrieve would store (its relations as ids), so the
-rows equal what dj-stripe writes. Like dj-stripe, an object already mirrored is not overwritten
-by the session's sync (dj-stripe only creates related rows it does not have).
+`payment_intent.payment_method`), and the mirror is written from that data by the backfill's page
+mirror (stripe_events/session_mirror.py) for a page of one: each object stored with the shape
+dj-stripe's own retrieve would store (its relations as ids), so the rows equal what dj-stripe's
+sync writes (tests/stripe_events/test_session_mirror.py), in a few statements instead of its ~30.
+Like dj-stripe, an object already mirrored is not overwritten by the session's sync (dj-stripe
+only creates related rows it does not have).
 
 The same request also expands the payment's charge with its balance transaction
 (`payment_intent.latest_charge.balance_transaction`, three levels: Stripe allows four). dj-stripe
@@ -24,7 +26,7 @@ from typing import Any
 
 import stripe
 from djstripe.event_handlers import handle_other_event
-from djstripe.models import Customer, Event, PaymentIntent, PaymentMethod, Session
+from djstripe.models import Event, Session
 from djstripe.settings import djstripe_settings
 from djstripe.signals import WEBHOOK_SIGNALS
 from tenacity import (
@@ -36,6 +38,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from .session_mirror import checkout_sessions_mirror
 from .signals import checkout_session_synced
 from .stripe_json import stripe_object_json
 
@@ -75,15 +78,11 @@ def stripe_rate_limited_call(func: Callable[..., Any], /, *args: Any, **kwargs: 
     return retrying(func, *args, **kwargs)
 
 
-def _id_of(value: Any) -> Any:
-    return value.get("id") if isinstance(value, dict) else value
+def checkout_session_sync(*, session_id: str, api_key: str) -> dict[str, Any] | None:
+    """Retrieve the session once, expanded, and mirror it and its customer, intent and method.
 
-
-def checkout_session_sync(*, session_id: str, api_key: str) -> tuple[Session, dict[str, Any] | None]:
-    """Retrieve the session once, expanded, and sync it and its customer, intent and method.
-
-    Returns the mirrored session and its payment's latest charge (balance transaction expanded),
-    or None when the session has no payment intent (subscription mode, a no-cost order).
+    Returns its payment's latest charge (balance transaction expanded), or None when the session
+    has no payment intent (subscription mode, a no-cost order).
     """
     session = stripe_rate_limited_call(
         stripe.checkout.Session.retrieve,
@@ -93,26 +92,19 @@ def checkout_session_sync(*, session_id: str, api_key: str) -> tuple[Session, di
         stripe_version=djstripe_settings.STRIPE_API_VERSION,
     )
     data = stripe_object_json(session)
-    customer = data.get("customer")
-    if isinstance(customer, dict) and not Customer.objects.filter(id=customer["id"]).exists():
-        Customer.sync_from_stripe_data(customer, api_key=api_key)
+    # The backfill's page mirror, for a page of one: the rows dj-stripe's own sync of the session,
+    # its customer, intent and method would write (tests/stripe_events/test_session_mirror.py),
+    # in a few statements instead of ~30 (its owner-account lookups and savepoints per object).
+    checkout_sessions_mirror([data], api_key=api_key)
     intent = data.get("payment_intent")
     charge = intent.get("latest_charge") if isinstance(intent, dict) else None
-    if isinstance(intent, dict) and not PaymentIntent.objects.filter(id=intent["id"]).exists():
-        method = intent.get("payment_method")
-        if isinstance(method, dict) and not PaymentMethod.objects.filter(id=method["id"]).exists():
-            PaymentMethod.sync_from_stripe_data(method, api_key=api_key)
-        flat_intent = {**intent, "payment_method": _id_of(method), "latest_charge": _id_of(charge)}
-        PaymentIntent.sync_from_stripe_data(flat_intent, api_key=api_key)
-    flat = {**data, "customer": _id_of(customer), "payment_intent": _id_of(intent)}
-    session_row = Session.sync_from_stripe_data(flat, api_key=api_key)
-    return session_row, charge if isinstance(charge, dict) else None
+    return charge if isinstance(charge, dict) else None
 
 
 def checkout_session_mirror(sender: Any, event: Any, **kwargs: Any) -> None:
     """dj-stripe's handler for checkout.session.* events, in one Stripe request; then tells
     `checkout_session_synced` listeners (crm's onboarding) with the payment's charge."""
-    _, charge = checkout_session_sync(session_id=event.data["object"]["id"], api_key=event.default_api_key)
+    charge = checkout_session_sync(session_id=event.data["object"]["id"], api_key=event.default_api_key)
     checkout_session_synced.send(sender=Event, event=event, charge=charge)
 
 
