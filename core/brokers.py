@@ -155,4 +155,4 @@ class PackageOnly:
 
     def enqueue(self, task: str) -> str:
         self.package = task
-        return "deferred"
+        return "(written with the caller's rows)"  # async_task logs "Enqueued [<queue>] <this>"

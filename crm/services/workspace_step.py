@@ -55,6 +55,17 @@ def workspace_step_run(*, onboarding_id: int) -> str:
                 kind=Kind.WORKSPACE, summary=f"Workspace ready at {workspace.url}", onboarding=onboarding
             )
         return _step_finish(onboarding, Step.DONE)
+    if workspace.status == Workspace.Status.SUSPENDED:
+        # Provisioned before and suspended since: the service ended for this client (a refund, a
+        # lost dispute, a cancellation), possibly processed before this onboarding's step ran.
+        # The workspace exists; whether it runs is the client's lifecycle's business (a new
+        # payment resumes it, crm.services.lifecycle), so the step is done, not retried.
+        activity_record(
+            kind=Kind.WORKSPACE,
+            summary="Workspace exists but is suspended (the service has ended); a new payment resumes it",
+            onboarding=onboarding,
+        )
+        return _step_finish(onboarding, Step.DONE)
     if workspace.status == Workspace.Status.FAILED and workspace.rejected:
         # The backend refused it (4xx): retrying cannot help, staff see the backend's answer.
         activity_record(

@@ -2,12 +2,14 @@
 the service's workspace; a new payment resumes it; staff can offboard, reactivate, keep active."""
 
 import pytest
+from django_q.models import Schedule
 
-from crm.models import Activity, Client
+from crm.models import Activity, Client, Onboarding
 from crm.services.lifecycle import client_keep_active, client_offboard, client_reactivate
+from crm.services.onboarding import WORKSPACE_TASK
 from provisioning.models import Workspace
 from tests.factories import ServiceFactory
-from tests.support.money import DAY, T0, assert_matches_sandbox, deliver_shuffled, undelivered
+from tests.support.money import DAY, T0, assert_matches_sandbox, deliver_shuffled, undelivered, work_all
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 
@@ -176,3 +178,31 @@ def test_staff_offboarding_does_not_alert_staff(pipeline, service):
     deliver_shuffled(pipeline, events_of(checkout), seed=1)
     client_offboard(client_id=Client.objects.get().id, actor=None, reason="asked to stop")
     assert not StaffAlert.objects.exists()
+
+
+def test_an_onboarding_whose_payment_was_refunded_before_its_workspace_step_finishes_suspended(
+    pipeline, service
+):
+    """Found by bench/ledger_truth.py: a returning client's refund is processed before the
+    checkout that onboards the refunded payment, so its workspace step meets the workspace already
+    suspended (the service has ended). The step is done (the workspace exists; whether it runs is
+    the client's lifecycle's business) instead of waiting a day for a provisioning nobody does."""
+    sandbox = pipeline.sandbox
+    first = pipeline.checkout(amount=10000, currency="usd", created=T0)
+    events = events_of(first) + undelivered(
+        sandbox.refund(first["session"]["id"], created=T0 + DAY, deliver=False)
+    )
+    deliver_shuffled(pipeline, events, seed=5)
+    assert lifecycle() == (Life.CHURNED, WS.SUSPENDED)
+
+    again = pipeline.checkout(amount=7000, currency="usd", created=T0 + 5 * DAY)
+    refunded = undelivered(sandbox.refund(again["session"]["id"], created=T0 + 6 * DAY, deliver=False))
+    for event_id in [*refunded, *events_of(again)]:  # the refund's events first, the checkout last
+        assert pipeline.deliver(sandbox.store.get("event", event_id)).status_code == 200
+    work_all()
+
+    onboarding = Onboarding.objects.get(checkout_session_id=again["session"]["id"])
+    assert (onboarding.status, onboarding.workspace_status) == ("onboarded", "done")
+    assert lifecycle() == (Life.CHURNED, WS.SUSPENDED)
+    assert not Schedule.objects.filter(func=WORKSPACE_TASK).exists()  # no retry waiting
+    assert_matches_sandbox(sandbox)
