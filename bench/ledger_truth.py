@@ -58,7 +58,8 @@ class Scenario:
 
     def __init__(self, sandbox, number: int, run: str, seed: int):
         self.sandbox = sandbox
-        self.rng = random.Random(f"{seed}-{number}")
+        self.key = f"{seed}-{number}"  # the run's seed and the scenario's number: reproducible
+        self.rng = random.Random(self.key)
         self.email = f"lt-{run}-{number}@example.com"
         self.clock = T0 + number * 60
         self.events: list[str] = []
@@ -166,7 +167,8 @@ class Scenario:
 
 def deliveries_of(scenario: Scenario, duplicate_share: float) -> list[str]:
     """The scenario's events, some twice, shuffled (Stripe promises neither order nor once)."""
-    rng = random.Random(scenario.email)
+    # Seeded by --seed, not the email (which holds a per-run id), so a rerun delivers the same way.
+    rng = random.Random(f"{scenario.key}-deliveries")
     events = [e for e in scenario.events for _ in range(2 if rng.random() < duplicate_share else 1)]
     rng.shuffle(events)
     return events
