@@ -36,6 +36,8 @@ PARTS = [
     ("JSON parse of the body", "stripe_events/views.py", "parse_event"),
     ("trigger INSERT (ORM save)", "django/db/models/base.py", "save"),
     ("trigger + job INSERT (raw)", "stripe_events/ingest.py", "delivery_store"),
+    ("trigger + job + task INSERT (one statement)", "stripe_events/ingest.py", "delivery_store_and_queue"),
+    ("  task package (django-q async_task, not sent)", "core/queue.py", "task_package"),
     ("job create (ORM)", "stripe_events/webhook_jobs.py", "webhook_job_create"),
     ("task enqueue (django-q async_task)", "core/queue.py", "enqueue_transactionally"),
     ("  django-q signing + pickling", "django_q/signing.py", "dumps"),
