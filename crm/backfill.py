@@ -54,6 +54,7 @@ from .services.onboarding import (
     ASYNC_PAYMENT_FAILED,
     SessionFacts,
     onboarding_session_lock,
+    onboarding_sessions_lock,
     onboarding_sync_locked,
 )
 
@@ -240,13 +241,14 @@ def event_type_for(data) -> str:
     return ""
 
 
-def backfill_session_process(*, data: dict, send_welcome_email: bool) -> str:
+def backfill_session_process(*, data: dict, send_welcome_email: bool, locked: bool = False) -> str:
     """Onboard one listed session, already mirrored, like a webhook would; returns the outcome.
 
     Runs in the caller's transaction, from the listed data: no Stripe request, and the session's
-    facts are not read back from the mirror.
+    facts are not read back from the mirror. `locked`: the caller holds the session's lock.
     """
-    onboarding_session_lock(session_id=data["id"])
+    if not locked:
+        onboarding_session_lock(session_id=data["id"])
     intent = data.get("payment_intent")
     charge = intent.get("latest_charge") if isinstance(intent, dict) else None
     onboarding, before = onboarding_sync_locked(
@@ -530,10 +532,12 @@ class _Walk:
                 wanted = [data for data in page if self.wanted(data)]
                 if wanted:
                     checkout_sessions_mirror(wanted, api_key=self.api_key)
+                    # Held to the page's commit either way: taken at once, one statement.
+                    onboarding_sessions_lock(session_ids=[data["id"] for data in wanted])
                 for data in page:
                     if self.wanted(data):
                         outcome = backfill_session_process(
-                            data=data, send_welcome_email=not self.run.no_email
+                            data=data, send_welcome_email=not self.run.no_email, locked=True
                         )
                     else:
                         outcome = "other_service"

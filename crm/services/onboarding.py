@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from djstripe.models import Session
 
-from core.locks import lock_name_for_transaction
+from core.locks import lock_name_for_transaction, lock_names_for_transaction
 from core.queue import enqueue_transactionally
 
 from ..models import Activity, Client, Onboarding, Payment, Service, StaffAlert
@@ -132,7 +132,16 @@ def onboarding_sync_from_session(
 def onboarding_session_lock(*, session_id: str) -> None:
     """Serialise the work on one session (deliveries of several event types, duplicates, the
     backfill, staff) across workers, until the transaction ends."""
-    lock_name_for_transaction(f"checkout-session:{session_id}")
+    lock_name_for_transaction(_session_lock_name(session_id))
+
+
+def onboarding_sessions_lock(*, session_ids: list[str]) -> None:
+    """`onboarding_session_lock` for several sessions, in one statement (the backfill's page)."""
+    lock_names_for_transaction(_session_lock_name(session_id) for session_id in session_ids)
+
+
+def _session_lock_name(session_id: str) -> str:
+    return f"checkout-session:{session_id}"
 
 
 def onboarding_sync_locked(
