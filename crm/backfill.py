@@ -52,6 +52,7 @@ from .backfill_ledger import LISTINGS, Listing, ledger_counts_new, ledger_object
 from .models import BackfillRun, Onboarding
 from .services.onboarding import (
     ASYNC_PAYMENT_FAILED,
+    PageRows,
     SessionFacts,
     onboarding_session_lock,
     onboarding_sessions_lock,
@@ -241,13 +242,14 @@ def event_type_for(data) -> str:
     return ""
 
 
-def backfill_session_process(*, data: dict, send_welcome_email: bool, locked: bool = False) -> str:
+def backfill_session_process(*, data: dict, send_welcome_email: bool, page: PageRows | None = None) -> str:
     """Onboard one listed session, already mirrored, like a webhook would; returns the outcome.
 
     Runs in the caller's transaction, from the listed data: no Stripe request, and the session's
-    facts are not read back from the mirror. `locked`: the caller holds the session's lock.
+    facts are not read back from the mirror. `page`: the caller holds the lock of every session
+    of the page and read these rows for them after taking them.
     """
-    if not locked:
+    if page is None:
         onboarding_session_lock(session_id=data["id"])
     intent = data.get("payment_intent")
     charge = intent.get("latest_charge") if isinstance(intent, dict) else None
@@ -256,6 +258,7 @@ def backfill_session_process(*, data: dict, send_welcome_email: bool, locked: bo
         event_type=event_type_for(data),
         send_welcome_email=send_welcome_email,
         charge=charge if isinstance(charge, dict) else None,
+        page=page,
     )
     return outcome_of(before, onboarding)
 
@@ -530,14 +533,19 @@ class _Walk:
         try:
             with transaction.atomic():
                 wanted = [data for data in page if self.wanted(data)]
+                rows = None
                 if wanted:
                     checkout_sessions_mirror(wanted, api_key=self.api_key)
-                    # Held to the page's commit either way: taken at once, one statement.
-                    onboarding_sessions_lock(session_ids=[data["id"] for data in wanted])
+                    # Held to the page's commit either way: taken at once, one statement; then
+                    # the page's onboardings, payments and services are read in three.
+                    session_ids = [data["id"] for data in wanted]
+                    onboarding_sessions_lock(session_ids=session_ids)
+                    refs = {SessionFacts.from_stripe_data(data).service_ref for data in wanted} - {""}
+                    rows = PageRows.read(session_ids=session_ids, service_refs=refs)
                 for data in page:
                     if self.wanted(data):
                         outcome = backfill_session_process(
-                            data=data, send_welcome_email=not self.run.no_email, locked=True
+                            data=data, send_welcome_email=not self.run.no_email, page=rows
                         )
                     else:
                         outcome = "other_service"
