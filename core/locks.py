@@ -1,5 +1,7 @@
 """Transaction-scoped locks on a name, for work keyed by a Stripe id rather than by a row."""
 
+from collections.abc import Iterable
+
 from django.db import connection
 
 
@@ -14,3 +16,17 @@ def lock_name_for_transaction(name: str) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [name])
+
+
+def lock_names_for_transaction(names: Iterable[str]) -> None:
+    """`lock_name_for_transaction` for each name, in one statement, in sorted order (so two callers
+    locking overlapping sets cannot each hold a name the other waits for)."""
+    ordered = sorted(set(names))
+    if connection.vendor != "postgresql" or not ordered:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(name, 0)) "
+            "FROM unnest(%s::text[]) WITH ORDINALITY AS t(name, n) ORDER BY n",
+            [ordered],
+        )

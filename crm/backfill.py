@@ -5,7 +5,10 @@
 expansions), mirrors each page into dj-stripe's tables in a few statements
 (stripe_events/session_mirror.py: the rows the webhook path writes), then onboards each session
 through the webhook's own service (`onboarding_sync_locked`, from the listed facts and charge).
-Nothing is collected across pages: memory stays flat however long the history.
+Nothing is collected across pages: memory stays flat however long the history. A page of sessions
+is requested with stripe-python's `StripeClient.raw_request` and its JSON parsed once: the mirror
+and the service want plain data, and turning a page into StripeObjects and back cost more than
+the rest of the page's Python (Stripe's errors are raised as stripe-python raises them).
 
 Resume. Stripe lists newest first and pages with `starting_after`, so a run walks back in time
 from `window_end` (frozen at the first start) to `since`. A page is one transaction: its mirror
@@ -44,14 +47,15 @@ from tenacity.wait import wait_base
 from stripe_events import session_sync
 from stripe_events.session_mirror import checkout_sessions_mirror
 from stripe_events.stripe_client import stripe_api_key
-from stripe_events.stripe_json import stripe_object_json
 
 from .backfill_ledger import LISTINGS, Listing, ledger_counts_new, ledger_object_import
 from .models import BackfillRun, Onboarding
 from .services.onboarding import (
     ASYNC_PAYMENT_FAILED,
+    PageRows,
     SessionFacts,
     onboarding_session_lock,
+    onboarding_sessions_lock,
     onboarding_sync_locked,
 )
 
@@ -231,20 +235,22 @@ def event_type_for(data) -> str:
     if (
         data.get("payment_status") == "unpaid"
         and intent
-        and not isinstance(intent, str)  # expanded: a StripeObject, not an id
+        and not isinstance(intent, str)  # expanded: an object, not an id
         and intent.get("status") == "requires_payment_method"
     ):
         return ASYNC_PAYMENT_FAILED
     return ""
 
 
-def backfill_session_process(*, data: dict, send_welcome_email: bool) -> str:
+def backfill_session_process(*, data: dict, send_welcome_email: bool, page: PageRows | None = None) -> str:
     """Onboard one listed session, already mirrored, like a webhook would; returns the outcome.
 
     Runs in the caller's transaction, from the listed data: no Stripe request, and the session's
-    facts are not read back from the mirror.
+    facts are not read back from the mirror. `page`: the caller holds the lock of every session
+    of the page and read these rows for them after taking them.
     """
-    onboarding_session_lock(session_id=data["id"])
+    if page is None:
+        onboarding_session_lock(session_id=data["id"])
     intent = data.get("payment_intent")
     charge = intent.get("latest_charge") if isinstance(intent, dict) else None
     onboarding, before = onboarding_sync_locked(
@@ -252,6 +258,7 @@ def backfill_session_process(*, data: dict, send_welcome_email: bool) -> str:
         event_type=event_type_for(data),
         send_welcome_email=send_welcome_email,
         charge=charge if isinstance(charge, dict) else None,
+        page=page,
     )
     return outcome_of(before, onboarding)
 
@@ -404,6 +411,14 @@ class _Walk:
         self.retry = retry
         self.progress = progress
         self.api_key = stripe_api_key()
+        # Every attempt goes through our limiter and backoff, 429s included: no retries of its own.
+        self.client = stripe.StripeClient(
+            self.api_key,
+            stripe_version=djstripe_settings.STRIPE_API_VERSION,
+            base_addresses={"api": stripe.api_base},
+            http_client=stripe.default_http_client,
+            max_network_retries=0,
+        )
         self.consecutive_failures = 0
         self.since_ts = int(run.since.timestamp())
         self.end_ts = int(run.window_end.timestamp())
@@ -446,10 +461,11 @@ class _Walk:
         while True:
             page = self.page_fetch({**params, "starting_after": cursor} if cursor else params)
             self.run.pages += 1
-            yield [stripe_object_json(session) for session in page.data]
-            if not page.has_more or not page.data:
+            sessions: list[dict] = page["data"]
+            yield sessions
+            if not page["has_more"] or not sessions:
                 return
-            cursor = page.data[-1].id
+            cursor = sessions[-1]["id"]
 
     def page_fetch(self, params: dict, listing: Listing | None = None):
         """One list request, retried on 429 (longer), 5xx, connection errors and timeouts.
@@ -478,10 +494,13 @@ class _Walk:
             raise self.page_error(error, last.attempt_number) from error
 
     def page_request(self, params: dict, listing: Listing | None = None):
+        """One request: a listing's page as stripe-python's list object, or a page of Checkout
+        Sessions as Stripe's JSON (parsed once, plain dicts and lists)."""
         self.limiter.acquire()
         self.run.stripe_requests += 1
-        list_call = listing.list_call if listing else stripe.checkout.Session.list
-        return list_call(
+        if listing is None:
+            return self.client.raw_request("get", "/v1/checkout/sessions", **params).data
+        return listing.list_call(
             **params,
             api_key=self.api_key,
             stripe_version=djstripe_settings.STRIPE_API_VERSION,
@@ -514,12 +533,19 @@ class _Walk:
         try:
             with transaction.atomic():
                 wanted = [data for data in page if self.wanted(data)]
+                rows = None
                 if wanted:
                     checkout_sessions_mirror(wanted, api_key=self.api_key)
+                    # Held to the page's commit either way: taken at once, one statement; then
+                    # the page's onboardings, payments and services are read in three.
+                    session_ids = [data["id"] for data in wanted]
+                    onboarding_sessions_lock(session_ids=session_ids)
+                    refs = {SessionFacts.from_stripe_data(data).service_ref for data in wanted} - {""}
+                    rows = PageRows.read(session_ids=session_ids, service_refs=refs)
                 for data in page:
                     if self.wanted(data):
                         outcome = backfill_session_process(
-                            data=data, send_welcome_email=not self.run.no_email
+                            data=data, send_welcome_email=not self.run.no_email, page=rows
                         )
                     else:
                         outcome = "other_service"

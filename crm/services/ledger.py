@@ -264,8 +264,11 @@ def ledger_payment_record(
     if created and client is not None and movement.counts and client.offboarded_by_staff:
         # A new payment reactivates a client staff had offboarded.
         Client.objects.filter(id=client.id).update(offboarded_by_staff=False)
+        client.offboarded_by_staff = False
     if movement.client_id is not None:
-        ledger_attach_and_recompute(client_id=movement.client_id, payments=[movement])
+        # With `client_locked` the caller's row is current: the recompute need not read it again.
+        written = client if client_locked and client is not None and client.id == movement.client_id else None
+        ledger_attach_and_recompute(client_id=movement.client_id, payments=[movement], current=written)
     subscription_mrr_refresh(movement.subscription_id)
     return movement
 
@@ -449,8 +452,12 @@ def _cancellation_timeline(movement: MoneyMovement) -> None:
 # -- attaching and recomputing ----------------------------------------------------------------------
 
 
-def ledger_attach_and_recompute(*, client_id: int, payments: list[MoneyMovement]) -> int:
-    """Give the client the rows that waited for these payments (caller holds the client's lock)."""
+def ledger_attach_and_recompute(
+    *, client_id: int, payments: list[MoneyMovement], current: Client | None = None
+) -> int:
+    """Give the client the rows that waited for these payments (caller holds the client's lock).
+
+    `current`: as for `client_value_recompute`."""
     client = Client(id=client_id)  # for the timeline's foreign key; the recompute reads the row
     customer_ids = {p.stripe_customer_id for p in payments if p.stripe_customer_id}
     if customer_ids:
@@ -495,18 +502,19 @@ def ledger_attach_and_recompute(*, client_id: int, payments: list[MoneyMovement]
             parent = by_charge.get(child.payment_intent_id) or by_charge.get(child.charge_id)
             if child.service_id is None and parent and parent.service_id:
                 MoneyMovement.objects.filter(id=child.id).update(service_id=parent.service_id)
-    return client_value_recompute(client_id=client_id)
+    return client_value_recompute(client_id=client_id, current=current)
 
 
-def client_value_recompute(*, client_id: int) -> int:
+def client_value_recompute(*, client_id: int, current: Client | None = None) -> int:
     """Set the client's currency (of its first payment) and value (its net there) from the ledger.
 
     Call with the client's lock held. Also re-evaluates the client's lifecycle status. The ledger
-    is read once (crm/services/client_ledger.py) for both.
+    is read once (crm/services/client_ledger.py) for both. `current`: the client's row as the
+    caller locked and wrote it in this transaction (then it is not read again).
     """
     from .lifecycle import client_lifecycle_evaluate  # lifecycle reads the ledger, not the reverse
 
-    client = Client.objects.get(id=client_id)
+    client = current if current is not None else Client.objects.get(id=client_id)
     rows = client_ledger_rows(client_id=client_id)
     currency = first_currency(rows) or client.currency
     value = net_in(rows, currency)

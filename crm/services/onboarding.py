@@ -7,6 +7,7 @@ every repetition ends in the same state.
 """
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from djstripe.models import Session
 
-from core.locks import lock_name_for_transaction
+from core.locks import lock_name_for_transaction, lock_names_for_transaction
 from core.queue import enqueue_transactionally
 
 from ..models import Activity, Client, Onboarding, Payment, Service, StaffAlert
@@ -100,6 +101,34 @@ class SessionFacts:
         )
 
 
+@dataclass(frozen=True)
+class PageRows:
+    """Rows read once for a page of sessions whose locks the caller holds (the backfill's page).
+
+    Every creator of an onboarding or a payment holds its session's lock, so neither can appear
+    for these sessions until the caller's transaction ends: a session missing here has none.
+    Services are read at the page's start (unlocked reads, as each session's own would be).
+    """
+
+    onboardings: dict[str, Onboarding]  # by Checkout Session id
+    payments: dict[str, Payment]  # by Checkout Session id
+    services: dict[str, Service]  # by service_id
+
+    @classmethod
+    def read(cls, *, session_ids: Collection[str], service_refs: Collection[str]) -> "PageRows":
+        """Three queries for the page (call with the sessions' locks held)."""
+        return cls(
+            onboardings={
+                o.checkout_session_id: o
+                for o in Onboarding.objects.filter(checkout_session_id__in=session_ids)
+            },
+            payments={
+                p.checkout_session_id: p for p in Payment.objects.filter(checkout_session_id__in=session_ids)
+            },
+            services={s.service_id: s for s in Service.objects.filter(service_id__in=service_refs)},
+        )
+
+
 def onboarding_sync_from_session(
     *,
     session_id: str,
@@ -132,7 +161,16 @@ def onboarding_sync_from_session(
 def onboarding_session_lock(*, session_id: str) -> None:
     """Serialise the work on one session (deliveries of several event types, duplicates, the
     backfill, staff) across workers, until the transaction ends."""
-    lock_name_for_transaction(f"checkout-session:{session_id}")
+    lock_name_for_transaction(_session_lock_name(session_id))
+
+
+def onboarding_sessions_lock(*, session_ids: list[str]) -> None:
+    """`onboarding_session_lock` for several sessions, in one statement (the backfill's page)."""
+    lock_names_for_transaction(_session_lock_name(session_id) for session_id in session_ids)
+
+
+def _session_lock_name(session_id: str) -> str:
+    return f"checkout-session:{session_id}"
 
 
 def onboarding_sync_locked(
@@ -142,12 +180,17 @@ def onboarding_sync_locked(
     event_id: str = "",
     send_welcome_email: bool = True,
     charge: dict[str, Any] | None = None,
+    page: PageRows | None = None,
 ) -> tuple[Onboarding, str | None]:
     """`onboarding_sync_from_session` from the session's facts, in the caller's transaction, which
-    holds `onboarding_session_lock`; returns the onboarding and its status before (None: new)."""
+    holds `onboarding_session_lock`; returns the onboarding and its status before (None: new).
+    `page`: the rows the caller read for this session's page (then they are not read again)."""
     # Every creator of an onboarding holds its session's lock: no race between this read and
     # the insert (so no savepoint around it, as get_or_create would open).
-    onboarding = Onboarding.objects.filter(checkout_session_id=facts.session_id).first()
+    if page is not None:
+        onboarding = page.onboardings.get(facts.session_id)
+    else:
+        onboarding = Onboarding.objects.filter(checkout_session_id=facts.session_id).first()
     before = None if onboarding is None else onboarding.status
     if onboarding is None:
         onboarding = Onboarding.objects.create(
@@ -166,6 +209,7 @@ def onboarding_sync_locked(
         charge=charge,
         # A new onboarding has no timeline lines yet unless an event's was just recorded.
         untimed_lines=before is not None or bool(event_id),
+        page=page,
     )
     return onboarding, before
 
@@ -228,15 +272,20 @@ def onboarding_start(
     send_welcome_email: bool = True,
     charge: dict[str, Any] | None = None,
     untimed_lines: bool = True,
+    page: PageRows | None = None,
 ) -> Onboarding:
     """Check a paid session; hold it for review, or record the client and payment and queue the steps.
 
     `accepted` holds the reasons staff have accepted for this onboarding (see crm.services.staff);
     `send_welcome_email=False` skips the email step (backfill --no-email); `charge` as in
     `onboarding_sync_from_session`; `untimed_lines=False`: the onboarding has no timeline lines
-    without a client (created in this transaction, no event recorded), none to attach.
+    without a client (created in this transaction, no event recorded), none to attach; `page` as in
+    `onboarding_sync_locked`.
     """
-    service = Service.objects.filter(service_id=facts.service_ref).first() if facts.service_ref else None
+    if page is not None:
+        service = page.services.get(facts.service_ref)
+    else:
+        service = Service.objects.filter(service_id=facts.service_ref).first() if facts.service_ref else None
     if facts.email:
         lock_name_for_transaction(f"client-email:{facts.email}")
     client = Client.objects.filter(email=facts.email).first() if facts.email else None
@@ -269,7 +318,7 @@ def onboarding_start(
 
     assert service is not None  # hold_reasons holds a session without a known service
     client = client_upsert(client=client, facts=facts, service=service)
-    payment_record(client=client, facts=facts, service=service, charge=charge)
+    payment_record(client=client, facts=facts, service=service, charge=charge, page=page)
 
     onboarding.client = client
     onboarding.service = service
@@ -330,7 +379,12 @@ def client_upsert(*, client: Client | None, facts: SessionFacts, service: Servic
 
 
 def payment_record(
-    *, client: Client, facts: SessionFacts, service: Service, charge: dict[str, Any] | None = None
+    *,
+    client: Client,
+    facts: SessionFacts,
+    service: Service,
+    charge: dict[str, Any] | None = None,
+    page: PageRows | None = None,
 ) -> Payment:
     """Record the session's payment once, and its ledger row (which recomputes the client's value).
 
@@ -338,7 +392,10 @@ def payment_record(
     lock, and its row: `client_upsert` just wrote it).
     """
     # Payments are only created here, under the session's lock: no race between read and insert.
-    payment = Payment.objects.filter(checkout_session_id=facts.session_id).first()
+    if page is not None:
+        payment = page.payments.get(facts.session_id)
+    else:
+        payment = Payment.objects.filter(checkout_session_id=facts.session_id).first()
     if payment is None:
         payment = Payment.objects.create(
             checkout_session_id=facts.session_id,

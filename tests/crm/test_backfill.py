@@ -20,7 +20,7 @@ from django_q.models import OrmQ
 from djstripe.models import Session
 
 from crm.backfill import BackfillError, RateLimiter, RetryPolicy, onboarding_backfill
-from crm.models import Activity, BackfillRun, Client, LedgerDayRollup, Onboarding, Payment
+from crm.models import Activity, BackfillRun, Client, LedgerDayRollup, MoneyMovement, Onboarding, Payment
 from crm.rollups import rollups_differences
 from crm.services.staff import welcome_email_resend
 from provisioning.models import Workspace
@@ -294,6 +294,48 @@ def test_interrupted_run_resumes_after_its_checkpoint_and_ends_like_an_uninterru
 
     assert end_state() == expected
     assert summary.counts == expected_summary.counts
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite does not enforce column lengths")
+def test_a_session_failing_inside_a_page_is_counted_failed_and_the_rest_of_the_page_is_done(
+    sandbox, services, caplog
+):
+    # Checkout accepts a longer name than the CRM's 200 characters: that session's onboarding
+    # INSERT fails in the database (as a webhook's would), after the page's others were written.
+    long_name = "Dr. " + "Verylongname " * 20  # 264 characters
+    specs = [session(f"p{minute}@example.com", minute) for minute in range(1, 6)]
+    specs[2]["name"] = long_name
+    made = sandbox.seed(sessions=specs)["sessions"]
+    bad = made[2]
+    assert len(long_name) > Onboarding._meta.get_field("customer_name").max_length
+
+    summary = onboarding_backfill(since=SINCE, until=UNTIL, no_email=True, rate=0)
+
+    # The page was tried as one transaction, rolled back, and done again a session at a time.
+    assert "doing the page one session at a time" in caplog.text
+    assert summary.status == "completed"
+    assert (summary.counts["seen"], summary.counts["onboarded_now"], summary.counts["failed"]) == (5, 4, 1)
+    assert summary.failed_sessions == [bad]
+    run = BackfillRun.objects.get()
+    assert bad in run.last_error and "DataError" in run.last_error
+    assert run.last_session_id == made[0]  # the oldest: the whole window was walked
+    # The others once each: nothing of the rolled-back attempt is left, nothing is doubled.
+    done = {sid for sid in made if sid != bad}
+    assert set(Onboarding.objects.values_list("checkout_session_id", flat=True)) == done
+    assert set(Payment.objects.values_list("checkout_session_id", flat=True)) == done
+    assert Client.objects.count() == 4 and Payment.objects.count() == 4
+    assert MoneyMovement.objects.count() == 4
+    assert sorted(MoneyMovement.objects.values_list("amount", flat=True)) == [10000] * 4
+    assert all(value == 10000 for value in Client.objects.values_list("invoiced_value", flat=True))
+    lines = Counter(Activity.objects.values_list("client__email", "summary"))
+    assert set(lines.values()) == {1} and len(lines) == 4 * 3
+    assert Session.objects.filter(id__in=made).count() == 5  # the page's mirror was committed whole
+
+    # Running it again fails that session again and adds nothing to the others.
+    again = onboarding_backfill(since=SINCE, until=UNTIL, no_email=True, rate=0)
+    assert (again.counts["already_onboarded"], again.counts["failed"]) == (4, 1)
+    assert Onboarding.objects.count() == 4 and MoneyMovement.objects.count() == 4
+    assert Activity.objects.count() == 4 * 3
 
 
 def test_rate_limit_storm_and_failing_pages_are_survived(sandbox, services):
