@@ -23,6 +23,7 @@ from .ledger import NO_PAYMENT_REQUIRED, PAID, PAYMENT_FAILED, from_timestamp, l
 from .onboarding import (
     DECIDED,
     SessionFacts,
+    fitted_name,
     normalise_email,
     onboarding_defaults,
     onboarding_start,
@@ -62,7 +63,7 @@ def facts_from_invoice(invoice: dict[str, Any]) -> SessionFacts:
         session_id=invoice["id"],
         payment_status=PAID if invoice.get("status") == "paid" else invoice.get("status") or "",
         email=normalise_email(invoice.get("customer_email")),
-        name=(invoice.get("customer_name") or "").strip(),
+        name=fitted_name(invoice.get("customer_name")),
         service_ref=invoice_service_ref(invoice),
         amount=invoice.get("amount_paid"),
         currency=(invoice.get("currency") or "").lower(),

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import transaction
@@ -45,6 +45,21 @@ DECIDED = {Status.HELD, Status.IN_PROGRESS, Status.ONBOARDED, Status.FAILED, Sta
 def normalise_email(email: str | None) -> str:
     """The CRM's form of an email: surrounding spaces removed, lower case."""
     return (email or "").strip().lower()
+
+
+# Checkout takes longer names than the CRM's columns hold: a name is shown, never matched on, so
+# it is kept cut to fit rather than failing the onboarding's INSERT on every retry.
+NAME_MAX_LENGTH = min(
+    cast(int, Client._meta.get_field("name").max_length),
+    cast(int, Onboarding._meta.get_field("customer_name").max_length),
+)
+EMAIL_MAX_LENGTH = cast(int, Client._meta.get_field("email").max_length)
+SERVICE_REF_MAX_LENGTH = cast(int, Onboarding._meta.get_field("service_ref").max_length)
+
+
+def fitted_name(name: object) -> str:
+    """A customer's name as the CRM keeps it: trimmed, and cut to the columns' length."""
+    return str(name or "").strip()[:NAME_MAX_LENGTH].strip()
 
 
 @dataclass(frozen=True)
@@ -88,7 +103,7 @@ class SessionFacts:
             session_id=session.id,
             payment_status=data.get("payment_status") or "",
             email=normalise_email(details.get("email") or data.get("customer_email")),
-            name=(details.get("name") or "").strip(),
+            name=fitted_name(details.get("name")),
             service_ref=str(metadata.get("serviceId") or "").strip(),
             amount=data.get("amount_total"),
             currency=(data.get("currency") or "").lower(),
@@ -216,9 +231,11 @@ def onboarding_sync_locked(
 
 def onboarding_defaults(facts: SessionFacts) -> dict[str, Any]:
     return {
-        "customer_email": facts.email,
+        # As the session said, cut to the columns (too long an email is held, below; too long a
+        # service id matches no service and is held as unknown with the whole id in the detail).
+        "customer_email": facts.email[:EMAIL_MAX_LENGTH],
         "customer_name": facts.name,
-        "service_ref": facts.service_ref,
+        "service_ref": facts.service_ref[:SERVICE_REF_MAX_LENGTH],
         "amount": facts.amount,
         "currency": facts.currency,
         "livemode": facts.livemode,
@@ -254,6 +271,9 @@ def hold_reasons(
         reasons.append((Held.CURRENCY_NOT_ALLOWED, detail))
     if not facts.email:
         reasons.append((Held.EMAIL_MISSING, "The session has no customer email."))
+    elif len(facts.email) > EMAIL_MAX_LENGTH:
+        detail = f"The customer email is longer than {EMAIL_MAX_LENGTH} characters: {facts.email}"
+        reasons.append((Held.EMAIL_MISSING, detail))
     if not facts.service_ref:
         reasons.append((Held.SERVICE_MISSING, "The session has no metadata.serviceId."))
     elif service is None:

@@ -145,6 +145,9 @@ def test_async_payment_failed_records_failure_and_onboards_nothing(pipeline, ser
         ({"service_id": "no-such-service"}, {}, Held.SERVICE_UNKNOWN),
         ({"service_id": "retired"}, {}, Held.SERVICE_INACTIVE),
         ({"email": None}, {}, Held.EMAIL_MISSING),
+        # Longer than the columns: held with the whole value in the detail, never a failing INSERT.
+        ({"email": "a" * 250 + "@example.com"}, {}, Held.EMAIL_MISSING),
+        ({"service_id": "s" * 150}, {}, Held.SERVICE_UNKNOWN),
     ],
 )
 def test_checkout_is_held_for_review(pipeline, service, settings, checkout_fields, settings_changes, reason):
@@ -160,6 +163,18 @@ def test_checkout_is_held_for_review(pipeline, service, settings, checkout_field
     assert (onboarding.status, onboarding.held_reason) == (Status.HELD, reason)
     assert onboarding.held_detail
     assert not mail.outbox and not Workspace.objects.exists() and not Payment.objects.exists()
+
+
+def test_a_name_longer_than_the_crm_keeps_onboards_with_the_name_cut_to_fit(pipeline, service):
+    """Checkout takes longer names than the CRM's 200 characters: the onboarding's INSERT failed
+    on every retry, so the client was never onboarded (found by the backfill's page test)."""
+    long_name = "Dr. " + "Verylongname " * 20  # 264 characters
+    pipeline.pay_and_process(name=long_name)
+
+    onboarding = Onboarding.objects.get()
+    assert onboarding.status == Status.ONBOARDED
+    client = Client.objects.get()
+    assert client.name == onboarding.customer_name == long_name[:200].strip()
 
 
 def test_payment_in_another_currency_than_the_clients_is_not_held(pipeline, service):
