@@ -33,39 +33,54 @@ TRIGGER_TABLE = WebhookEventTrigger._meta.db_table
 JOB_TABLE = StripeWebhookJob._meta.db_table
 QUEUE_TABLE = OrmQ._meta.db_table
 
-STORE_SQL = f"""
-WITH trigger AS (
+# The valid trigger, as the ORM writes it; each statement below starts with it.
+TRIGGER_CTE = f"""trigger AS (
     INSERT INTO {TRIGGER_TABLE} (remote_ip, headers, body, valid, processed, exception, traceback,
         djstripe_version, created, updated, stripe_trigger_account_id, webhook_endpoint_id)
     VALUES (%(remote_ip)s, %(headers)s::jsonb, %(body)s, true, false, '', '',
         %(version)s, %(now)s, %(now)s, %(account)s, %(endpoint)s)
     RETURNING id
-)
-INSERT INTO {JOB_TABLE} (trigger_id, event_id, event_type, status, attempts, last_error, created, updated)
-SELECT id, %(event_id)s, %(event_type)s, %(status)s, 0, '', %(now)s, %(now)s FROM trigger
+)"""  # noqa: S608 - table names from the models' _meta, values as parameters
+JOB_COLUMNS = "trigger_id, event_id, event_type, status, attempts, last_error, created, updated"
+JOB_VALUES = "id, %(event_id)s, %(event_type)s, %(status)s, 0, '', %(now)s, %(now)s"
+
+# Trigger and job; the caller's transaction queues the task.
+STORE_SQL = f"""
+WITH {TRIGGER_CTE}
+INSERT INTO {JOB_TABLE} ({JOB_COLUMNS}) SELECT {JOB_VALUES} FROM trigger
 RETURNING trigger_id, id
-"""  # noqa: S608 - table names from the models' _meta, values as parameters
+"""  # noqa: S608 - as above
 
 # Trigger, job (its id reserved by the endpoint's SELECT) and the task's queue row, as OrmBroker
 # writes it (key, signed payload, lock = the time it becomes visible: now).
 STORE_AND_QUEUE_SQL = f"""
-WITH trigger AS (
-    INSERT INTO {TRIGGER_TABLE} (remote_ip, headers, body, valid, processed, exception, traceback,
-        djstripe_version, created, updated, stripe_trigger_account_id, webhook_endpoint_id)
-    VALUES (%(remote_ip)s, %(headers)s::jsonb, %(body)s, true, false, '', '',
-        %(version)s, %(now)s, %(now)s, %(account)s, %(endpoint)s)
-    RETURNING id
-), job AS (
-    INSERT INTO {JOB_TABLE} (id, trigger_id, event_id, event_type, status, attempts, last_error,
-        created, updated)
-    SELECT %(job_id)s, id, %(event_id)s, %(event_type)s, %(status)s, 0, '', %(now)s, %(now)s FROM trigger
+WITH {TRIGGER_CTE}, job AS (
+    INSERT INTO {JOB_TABLE} (id, {JOB_COLUMNS}) SELECT %(job_id)s, {JOB_VALUES} FROM trigger
     RETURNING trigger_id, id
 ), task AS (
     INSERT INTO {QUEUE_TABLE} (key, payload, lock) VALUES (%(queue)s, %(payload)s, %(now)s)
     RETURNING id
 )
 SELECT job.trigger_id, job.id FROM job, task
-"""  # noqa: S608 - table names from the models' _meta, values as parameters
+"""  # noqa: S608 - as above
+
+
+def _row_values(
+    *, remote_ip: str, headers: dict[str, str], body: str, endpoint: WebhookEndpoint, event: dict[str, Any]
+) -> dict[str, Any]:
+    """The trigger's and job's values, one clock reading for both (as one ORM save would take)."""
+    return {
+        "remote_ip": remote_ip,
+        "headers": json.dumps(headers),
+        "body": body,
+        "version": _get_version(),
+        "now": timezone.now(),
+        "account": endpoint.djstripe_owner_account_id,
+        "endpoint": endpoint.id,
+        "event_id": event["id"],
+        "event_type": event["type"],
+        "status": StripeWebhookJob.Status.QUEUED.value,
+    }
 
 
 def delivery_store_and_queue(
@@ -81,25 +96,9 @@ def delivery_store_and_queue(
     """One statement (PostgreSQL, ORM broker): the valid trigger, its job `job_id` (reserved by
     `endpoint_for_ingest`) and the queued task `task(job_id)`; (trigger id, job id)."""
     queue, payload = task_package(task, job_id)
+    values = _row_values(remote_ip=remote_ip, headers=headers, body=body, endpoint=endpoint, event=event)
     with connection.cursor() as cursor:
-        cursor.execute(
-            STORE_AND_QUEUE_SQL,
-            {
-                "remote_ip": remote_ip,
-                "headers": json.dumps(headers),
-                "body": body,
-                "version": _get_version(),
-                "now": timezone.now(),
-                "account": endpoint.djstripe_owner_account_id,
-                "endpoint": endpoint.id,
-                "job_id": job_id,
-                "event_id": event["id"],
-                "event_type": event["type"],
-                "status": StripeWebhookJob.Status.QUEUED.value,
-                "queue": queue,
-                "payload": payload,
-            },
-        )
+        cursor.execute(STORE_AND_QUEUE_SQL, {**values, "job_id": job_id, "queue": queue, "payload": payload})
         trigger_id, stored_job_id = cursor.fetchone()
     return trigger_id, stored_job_id
 
@@ -120,22 +119,9 @@ def delivery_store(
         )
         job = StripeWebhookJob.objects.create(trigger=trigger, event_id=event["id"], event_type=event["type"])
         return trigger.id, job.id
+    values = _row_values(remote_ip=remote_ip, headers=headers, body=body, endpoint=endpoint, event=event)
     with connection.cursor() as cursor:
-        cursor.execute(
-            STORE_SQL,
-            {
-                "remote_ip": remote_ip,
-                "headers": json.dumps(headers),
-                "body": body,
-                "version": _get_version(),
-                "now": timezone.now(),
-                "account": endpoint.djstripe_owner_account_id,
-                "endpoint": endpoint.id,
-                "event_id": event["id"],
-                "event_type": event["type"],
-                "status": StripeWebhookJob.Status.QUEUED.value,
-            },
-        )
+        cursor.execute(STORE_SQL, values)
         trigger_id, job_id = cursor.fetchone()
     return trigger_id, job_id
 

@@ -4,7 +4,6 @@
 from datetime import timedelta
 
 import pytest
-import redis
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.conf import Conf
@@ -15,6 +14,7 @@ from django_q.tasks import async_task
 from core.brokers import HEAD_START, HeadOfQueue, OrmBroker, RedisBroker
 from crm.models import Onboarding
 from tests.support.pipeline import run_next_task
+from tests.support.redis_db import redis_db_or_skip
 
 pytestmark = pytest.mark.django_db
 JOB = "stripe_events.tasks.webhook_job_process"
@@ -65,12 +65,7 @@ def test_the_orm_head_goes_before_the_last_hour_but_not_before_older_work():
 def redis_broker(monkeypatch):
     """The Redis broker on a database of its own (django-q reads its connection from Conf)."""
     monkeypatch.setattr(Conf, "REDIS", REDIS_TEST_URL)
-    connection = redis.Redis.from_url(REDIS_TEST_URL)
-    try:
-        connection.ping()
-    except redis.ConnectionError:
-        pytest.skip("no Redis on 127.0.0.1:6379")
-    connection.flushdb()
+    connection = redis_db_or_skip(REDIS_TEST_URL)
     yield RedisBroker(list_key="priority-test")
     connection.flushdb()
 

@@ -5,6 +5,8 @@ import json
 import pytest
 from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
+from django_q.brokers import get_broker
+from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 from djstripe.apps import __version__ as djstripe_version
@@ -13,6 +15,7 @@ from djstripe.models import WebhookEventTrigger
 from stripe_events.models import StripeWebhookJob
 from stripe_events.webhook_jobs import PROCESS_TASK
 from tests.support.pipeline import run_next_task, run_with_commit_hooks, signed_post
+from tests.support.redis_db import redis_db_or_skip
 
 pytestmark = pytest.mark.django_db
 
@@ -107,3 +110,35 @@ def test_when_the_queue_row_cannot_be_written_neither_trigger_nor_job_is_stored(
         1,
         1,
     )
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the raw trigger + job INSERT is PostgreSQL's")
+def test_with_the_redis_broker_trigger_and_job_are_one_insert_and_the_task_is_sent_after_the_commit(
+    pipeline, settings, monkeypatch
+):
+    """REDIS_URL set: the queue is not in the database, so the view writes trigger and job in one
+    INSERT inside a transaction and sends the task to Redis once it commits."""
+    url = "redis://127.0.0.1:6379/13"
+    redis_db = redis_db_or_skip(url)
+    # As settings.py configures django-q2 when REDIS_URL is set (django-q2 reads Conf at import).
+    settings.Q_CLUSTER = {
+        **{key: value for key, value in settings.Q_CLUSTER.items() if key != "orm"},
+        "redis": url,
+        "broker_class": "core.brokers.RedisBroker",
+    }
+    monkeypatch.setattr(Conf, "ORM", None)
+    monkeypatch.setattr(Conf, "REDIS", url)
+    monkeypatch.setattr(Conf, "BROKER_CLASS", "core.brokers.RedisBroker")
+    event = pipeline.checkout()["events"][0]
+
+    with CaptureQueriesContext(connection) as queries:
+        response = pipeline.deliver(event)
+
+    assert response.status_code == 200
+    sql = [query["sql"] for query in queries.captured_queries]
+    assert "nextval" not in sql[0] and not any(OrmQ._meta.db_table in statement for statement in sql)
+    job = StripeWebhookJob.objects.get()
+    assert job.trigger_id == WebhookEventTrigger.objects.get().id and not OrmQ.objects.exists()
+    [(_, payload)] = get_broker().dequeue()
+    assert SignedPackage.loads(payload)["args"] == (job.id,)
+    redis_db.flushdb()
