@@ -18,10 +18,10 @@ import stripe
 from django.db import transaction
 from djstripe.models import Invoice
 
-from stripe_events.stripe_json import stripe_object_json
+from stripe_events.stripe_json import stripe_id_of, stripe_object_json
 
 from .services.invoices import invoice_event_record, invoice_subscription_id
-from .services.ledger import ledger_dispute_record, ledger_refund_record, stripe_id_of
+from .services.ledger import ledger_dispute_record, ledger_refund_record
 
 logger = logging.getLogger(__name__)
 

@@ -12,20 +12,21 @@ round trips (the endpoint's SELECT, this INSERT) instead of five (SELECT, BEGIN,
 COMMIT). The task names the job, so the job's id is taken from its sequence by the endpoint's
 SELECT (`endpoint_for_ingest`); django-q2 builds and signs the task (core.queue.task_package).
 A rejected delivery leaves a gap in the job ids, nothing else. Elsewhere (SQLite, the Redis
-broker) the caller wraps `delivery_store` in a transaction and queues the task itself.
+broker) the two rows are written in a transaction that also queues the task (`delivery_record`
+chooses).
 """
 
 import json
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from django_q.models import OrmQ
 from djstripe.models import WebhookEndpoint, WebhookEventTrigger
 from djstripe.models.webhooks import _get_version
 
-from core.queue import orm_queue_in_default_database, task_package
+from core.queue import enqueue_transactionally, orm_queue_in_default_database, task_package
 
 from .models import StripeWebhookJob
 
@@ -81,6 +82,31 @@ def _row_values(
         "event_type": event["type"],
         "status": StripeWebhookJob.Status.QUEUED.value,
     }
+
+
+def delivery_record(
+    *,
+    remote_ip: str,
+    headers: dict[str, str],
+    body: str,
+    endpoint: WebhookEndpoint,
+    event: dict[str, Any],
+    job_id: int | None,
+    task: str,
+) -> int:
+    """Store a verified delivery and queue `task(job id)`, all or nothing; the trigger's id.
+
+    `job_id` reserved by `endpoint_for_ingest`: one statement (PostgreSQL, ORM broker); None: the
+    two rows in a transaction that also queues the task (SQLite; Redis sends it after the commit).
+    """
+    values = {"remote_ip": remote_ip, "headers": headers, "body": body, "endpoint": endpoint, "event": event}
+    if job_id is not None:
+        trigger_id, _ = delivery_store_and_queue(**values, job_id=job_id, task=task)
+        return trigger_id
+    with transaction.atomic():
+        trigger_id, stored_job_id = delivery_store(**values)
+        enqueue_transactionally(task, stored_job_id)
+    return trigger_id
 
 
 def delivery_store_and_queue(

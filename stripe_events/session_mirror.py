@@ -30,6 +30,8 @@ from django.db import models
 from djstripe.models import Account, Customer, PaymentIntent, PaymentMethod, Session
 from djstripe.settings import djstripe_settings
 
+from .stripe_json import stripe_id_of
+
 # Fields dj-stripe's `_stripe_object_to_record` leaves out (besides the `djstripe_*` ones).
 IGNORED_FIELDS = {"date_purged", "subscriber", "stripe_data"}
 # Columns never rewritten when a mirrored session is updated.
@@ -39,9 +41,9 @@ StripeModel = type[Customer] | type[PaymentMethod] | type[PaymentIntent] | type[
 Pair = tuple[dict[str, Any], dict[str, Any]]  # (the object's data, its row's field values)
 
 
-def _id_of(value: Any) -> Any:
-    """An expandable field as dj-stripe stores a relation: the id of an expanded object, else as is."""
-    return value.get("id") if isinstance(value, dict) else value
+def _id_of(value: Any) -> str | None:
+    """An expandable field as dj-stripe stores a relation: its id, or None."""
+    return stripe_id_of(value) or None
 
 
 def checkout_sessions_mirror(sessions: Iterable[dict[str, Any]], *, api_key: str) -> None:
@@ -142,7 +144,7 @@ def _record(model: StripeModel, data: dict[str, Any], owner: Account | None) -> 
             continue
         if isinstance(field, models.ForeignKey):
             if field.name in data:
-                record[field.attname] = _id_of(data[field.name]) or None
+                record[field.attname] = _id_of(data[field.name])
             continue
         value = field.stripe_to_db(data) if hasattr(field, "stripe_to_db") else data.get(field.name)
         if isinstance(field, (models.CharField, models.TextField)) and value is None:

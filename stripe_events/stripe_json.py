@@ -21,3 +21,10 @@ import stripe
 def stripe_object_json(obj: stripe.StripeObject) -> dict[str, Any]:
     """The object as plain JSON-safe data: dicts, lists, str, int, float, bool, None."""
     return obj.to_dict(for_json=True)
+
+
+def stripe_id_of(value: object) -> str:
+    """The id of an expandable Stripe field: an id string, an expanded object, or nothing ("")."""
+    if isinstance(value, dict):
+        return str(value.get("id") or "")
+    return str(value) if value else ""

@@ -20,16 +20,13 @@ from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_ipv46_address
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from djstripe.enums import WebhookEndpointStatus
 from djstripe.models import WebhookEndpoint, WebhookEventTrigger
 from djstripe.models.webhooks import get_remote_ip
 from djstripe.views import ProcessWebhookView
 
-from core.queue import enqueue_transactionally
-
-from .ingest import delivery_store, delivery_store_and_queue, endpoint_for_ingest
+from .ingest import delivery_record, endpoint_for_ingest
 from .models import StripeWebhookJob
 from .webhook_jobs import PROCESS_TASK
 
@@ -127,19 +124,15 @@ class StripeWebhookView(ProcessWebhookView):  # type: ignore[misc]  # dj-stripe 
             status = 410 if endpoint.status == WebhookEndpointStatus.disabled else 400
             return HttpResponse(f"Rejected: {problem}.", status=status, content_type="text/plain")
 
-        delivery = {
-            "remote_ip": trigger.remote_ip,
-            "headers": trigger.headers,
-            "body": trigger.body,
-            "endpoint": endpoint,
-            "event": cast(dict[str, Any], event),  # parsed: no problem
-        }
-        if found.job_id is not None:  # one statement, atomic on its own (stripe_events/ingest.py)
-            trigger_id, _ = delivery_store_and_queue(**delivery, job_id=found.job_id, task=PROCESS_TASK)
-        else:
-            with transaction.atomic():  # trigger, job and queued task: all or nothing
-                trigger_id, job_id = delivery_store(**delivery)
-                enqueue_transactionally(PROCESS_TASK, job_id)
+        trigger_id = delivery_record(
+            remote_ip=trigger.remote_ip,
+            headers=trigger.headers,
+            body=trigger.body,
+            endpoint=endpoint,
+            event=cast(dict[str, Any], event),  # parsed: no problem
+            job_id=found.job_id,
+            task=PROCESS_TASK,
+        )
         return HttpResponse(str(trigger_id))
 
 

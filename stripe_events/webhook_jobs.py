@@ -19,6 +19,7 @@ from core.retry import abandoned_before, max_attempts, retry_schedule
 from .models import StripeWebhookJob
 from .signals import webhook_job_failed, webhook_job_requeued
 from .stripe_client import stripe_api_key
+from .stripe_json import stripe_id_of
 
 logger = logging.getLogger(__name__)
 
@@ -92,12 +93,10 @@ def stripe_payment_of(obj: dict[str, Any]) -> str:
     if kind not in PAYMENT_OBJECTS:
         return ""
     if kind == "payment_intent":
-        return str(obj.get("id") or "")
-    intent = obj.get("payment_intent")
-    if intent:
-        return str(intent["id"] if isinstance(intent, dict) else intent)
-    charge = obj.get("id") if kind == "charge" else obj.get("charge")
-    return str((charge["id"] if isinstance(charge, dict) else charge) or "")
+        return stripe_id_of(obj)
+    return stripe_id_of(obj.get("payment_intent")) or stripe_id_of(
+        obj if kind == "charge" else obj.get("charge")
+    )
 
 
 def webhook_job_record_failure(

@@ -30,7 +30,7 @@ from core.money import format_money
 from core.queue import enqueue_transactionally
 from stripe_events.session_sync import stripe_rate_limited_call
 from stripe_events.stripe_client import stripe_api_key
-from stripe_events.stripe_json import stripe_object_json
+from stripe_events.stripe_json import stripe_id_of, stripe_object_json
 
 from ..models import Client, MoneyMovement, Payment, Service
 from ..rollups import subscription_mrr_refresh
@@ -70,13 +70,6 @@ def _counts(kind: str, status: str) -> bool:
     if kind == Kind.DISPUTE:
         return status == "lost"
     return False
-
-
-def stripe_id_of(value: object) -> str:
-    """The id of an expandable Stripe field: an id string, an expanded object, or nothing."""
-    if isinstance(value, dict):
-        return str(value.get("id") or "")
-    return str(value) if value else ""
 
 
 def from_timestamp(value: int | None) -> datetime:

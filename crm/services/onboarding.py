@@ -19,11 +19,12 @@ from djstripe.models import Session
 
 from core.locks import lock_name_for_transaction, lock_names_for_transaction
 from core.queue import enqueue_transactionally
+from stripe_events.stripe_json import stripe_id_of
 
 from ..models import Activity, Client, Onboarding, Payment, Service, StaffAlert
 from .activity import Kind, activity_record
 from .alerts import admin_url, staff_alert_raise
-from .ledger import ledger_payment_record, stripe_id_of
+from .ledger import ledger_payment_record
 
 logger = logging.getLogger(__name__)
 
