@@ -133,6 +133,38 @@ def migrate() -> float:
     return time.perf_counter() - started
 
 
+def bench_database_ready(services: list[tuple[str, str]]) -> tuple[int, int]:
+    """Empty the queue and the retry schedules an earlier run left, and make `services`
+    ((service_id, name)) sellable: active, with the welcome email and the workspace.
+    Returns how many queued tasks and retry schedules were purged."""
+    from django_q.models import OrmQ, Schedule
+
+    from crm.models import Service
+
+    purged_tasks, _ = OrmQ.objects.all().delete()
+    purged_retries, _ = Schedule.objects.filter(name__startswith="retry ").delete()
+    for service_id, name in services:
+        Service.objects.update_or_create(
+            service_id=service_id,
+            defaults={"name": name, "active": True, "send_welcome_email": True, "provision_workspace": True},
+        )
+    return purged_tasks, purged_retries
+
+
+def cumulative_ms(stats, parts: list[tuple[str, str, str]], per: int) -> dict[str, float]:
+    """From cProfile stats: the cumulative ms per unit of each (label, file part, function) found."""
+    found = {}
+    for label, file_part, function in parts:
+        total = sum(
+            ct
+            for (filename, _, name), (_, _, _, ct, _) in stats.stats.items()
+            if file_part in filename and name == function
+        )
+        if total:
+            found[label] = 1000 * total / per
+    return found
+
+
 # --- child processes ------------------------------------------------------------------------------
 
 
@@ -302,20 +334,6 @@ def process_cpu_seconds(pids) -> dict[int, float]:
             continue
         seconds[pid] = (int(fields[11]) + int(fields[12])) / ticks
     return seconds
-
-
-def child_pids(parent: int) -> list[int]:
-    """The parent and its direct children (e.g. a gunicorn master and its workers), from /proc."""
-    pids = [parent]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == parent:
-                pids.append(int(entry.name))
-    return pids
 
 
 def descendant_pids(parent: int) -> list[int]:

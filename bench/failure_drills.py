@@ -775,22 +775,9 @@ def main() -> int:
 
         call_command("collectstatic", "--noinput", verbosity=0)
 
-    from django_q.models import OrmQ, Schedule
-
-    from crm.models import Service
     from stripe_events.webhook_endpoints import webhook_endpoint_register
 
-    OrmQ.objects.all().delete()
-    Schedule.objects.filter(name__startswith="retry ").delete()
-    Service.objects.update_or_create(
-        service_id=SERVICE[0],
-        defaults={
-            "name": SERVICE[1],
-            "active": True,
-            "send_welcome_email": True,
-            "provision_workspace": True,
-        },
-    )
+    benchlib.bench_database_ready([SERVICE])
     figures: dict = {"bench": "failure_drills", "seed": seed, "quick": args.quick, "mode": mode}
     results: dict = {}
     fuzz_cases, fuzz_statuses, login_cases, login_statuses = 0, Counter(), 0, Counter()

@@ -325,18 +325,9 @@ def main() -> int:
     log(f"settings: {'production (DJANGO_DEBUG=0)' if mode == 'prod' else 'DEBUG (DJANGO_DEBUG=1)'}")
     log(f"migrate: {benchlib.migrate():.1f} s")
 
-    from django_q.models import OrmQ, Schedule
-
-    from crm.models import Service
     from stripe_events.webhook_endpoints import webhook_endpoint_register
 
-    OrmQ.objects.all().delete()
-    Schedule.objects.filter(name__startswith="retry ").delete()
-    for service_id, name in SERVICES:
-        Service.objects.update_or_create(
-            service_id=service_id,
-            defaults={"name": name, "active": True, "send_welcome_email": True, "provision_workspace": True},
-        )
+    benchlib.bench_database_ready(SERVICES)
     endpoint, _ = webhook_endpoint_register(secret=benchlib.WEBHOOK_SECRET, base_url=site_url)
 
     run = uuid.uuid4().hex[:6]

@@ -205,27 +205,15 @@ def main() -> int:
 
     from django.conf import settings
     from django.utils import timezone
-    from django_q.models import OrmQ, Schedule
 
-    from crm.models import Service
     from stripe_events.webhook_endpoints import webhook_endpoint_register
 
-    OrmQ.objects.all().delete()
-    Schedule.objects.filter(name__startswith="retry ").delete()
     if args.broker == "redis":
         import redis
 
         redis.Redis.from_url(app_env["REDIS_URL"]).flushdb()  # only our db number
         log(f"flushed {app_env['REDIS_URL']}")
-    Service.objects.update_or_create(
-        service_id=SERVICE[0],
-        defaults={
-            "name": SERVICE[1],
-            "active": True,
-            "send_welcome_email": True,
-            "provision_workspace": True,
-        },
-    )
+    benchlib.bench_database_ready([SERVICE])
     endpoint, _ = webhook_endpoint_register(secret=benchlib.WEBHOOK_SECRET, base_url=site_url)
     figures.update(mode=mode, q_cluster={k: v for k, v in settings.Q_CLUSTER.items() if k != "redis"})
     log(f"queue: {args.broker}, workers {settings.Q_CLUSTER['workers']}, gunicorn workers {args.web_workers}")

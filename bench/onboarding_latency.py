@@ -293,23 +293,11 @@ def main() -> int:
     log(f"migrate: {benchlib.migrate():.1f} s")
 
     from django.conf import settings
-    from django_q.models import OrmQ, Schedule
 
-    from crm.models import Service
     from stripe_events.webhook_endpoints import webhook_endpoint_register
 
-    purged_tasks, _ = OrmQ.objects.all().delete()
-    purged_retries, _ = Schedule.objects.filter(name__startswith="retry ").delete()
+    purged_tasks, purged_retries = benchlib.bench_database_ready([SERVICE])
     log(f"emptied the bench database's queue: {purged_tasks} queued tasks, {purged_retries} retry schedules")
-    Service.objects.update_or_create(
-        service_id=SERVICE[0],
-        defaults={
-            "name": SERVICE[1],
-            "active": True,
-            "send_welcome_email": True,
-            "provision_workspace": True,
-        },
-    )
     endpoint, _ = webhook_endpoint_register(secret=benchlib.WEBHOOK_SECRET, base_url=site_url)
     endpoint_path = endpoint.url.removeprefix(site_url)
     broker = "ORM (default)" if not settings.REDIS_URL else "redis"

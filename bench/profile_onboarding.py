@@ -217,22 +217,11 @@ def main() -> int:
     log(f"settings: {mode}; migrate: {benchlib.migrate():.1f} s")
 
     from django.core.wsgi import get_wsgi_application
-    from django_q.models import OrmQ, Schedule
 
-    from crm.models import Onboarding, Service
+    from crm.models import Onboarding
     from stripe_events.webhook_endpoints import webhook_endpoint_register
 
-    OrmQ.objects.all().delete()
-    Schedule.objects.filter(name__startswith="retry ").delete()
-    Service.objects.update_or_create(
-        service_id=SERVICE[0],
-        defaults={
-            "name": SERVICE[1],
-            "active": True,
-            "send_welcome_email": True,
-            "provision_workspace": True,
-        },
-    )
+    benchlib.bench_database_ready([SERVICE])
     endpoint, _ = webhook_endpoint_register(secret=benchlib.WEBHOOK_SECRET, base_url="http://127.0.0.1:80")
     path = endpoint.url.removeprefix("http://127.0.0.1:80")
     app = get_wsgi_application()
@@ -266,18 +255,11 @@ def main() -> int:
     profiler = cProfile.Profile(time.thread_time)  # this thread's CPU: not the sandbox's, not the waits
     batch("profiled", args.n, profiler)
     stats = pstats.Stats(profiler)
-    parts = {}
     log(f"\nunder cProfile (this thread's CPU), cumulative ms per onboarding ({args.n} onboardings):")
-    for label, file_part, function in PARTS:
-        total = sum(
-            ct
-            for (filename, _, name), (_, _, _, ct, _) in stats.stats.items()  # type: ignore[attr-defined]
-            if file_part in filename and name == function
-        )
-        if total:
-            parts[label.strip()] = rounded(1000 * total / args.n, 2)
-            log(f"  {label:<60} {1000 * total / args.n:8.2f}")
-    figures["profiled_ms_per_onboarding"] = parts
+    parts = benchlib.cumulative_ms(stats, PARTS, args.n)
+    for label, ms in parts.items():
+        log(f"  {label:<60} {ms:8.2f}")
+    figures["profiled_ms_per_onboarding"] = {label.strip(): rounded(ms, 2) for label, ms in parts.items()}
     if args.queries:
         from django.db import connection
 

@@ -94,18 +94,11 @@ def main() -> int:
             benchlib.wsgi_post(app, path, body, signature)
         profiler.disable()
         stats = pstats.Stats(profiler)
-        parts = {}
         log(f"\nunder cProfile (CPU time), cumulative ms per webhook ({args.requests} deliveries):")
-        for label, file_part, function in PARTS:
-            total = sum(
-                ct
-                for (filename, _, name), (_, _, _, ct, _) in stats.stats.items()  # type: ignore[attr-defined]
-                if file_part in filename and name == function
-            )
-            if total:
-                parts[label.strip()] = rounded(1000 * total / args.requests, 3)
-                log(f"  {label:<50} {1000 * total / args.requests:7.3f}")
-        figures["profiled_ms_per_webhook"] = parts
+        parts = benchlib.cumulative_ms(stats, PARTS, args.requests)
+        for label, ms in parts.items():
+            log(f"  {label:<50} {ms:7.3f}")
+        figures["profiled_ms_per_webhook"] = {label.strip(): rounded(ms, 3) for label, ms in parts.items()}
         if "--verbose" in sys.argv:
             stats.sort_stats("tottime").print_stats(30)
     finally:

@@ -424,7 +424,7 @@ def main() -> int:
                         [floor_url.rsplit("/", 1)[-1]],
                     )
                     backends = [row[0] for row in cursor.fetchall()]
-                return {"gunicorn": benchlib.child_pids(gunicorn_pid), "postgres": backends}
+                return {"gunicorn": benchlib.descendant_pids(gunicorn_pid), "postgres": backends}
 
             pg_before = pg_counters()
 
