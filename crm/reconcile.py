@@ -243,8 +243,13 @@ def reconciliation_run(
 
 def stripe_paid_checkout_events(*, since: datetime) -> Iterator[dict]:
     """Stripe's checkout completed / async-succeeded events since `since`, newest first, 100 a request."""
+    return stripe_events_since(types=PAID_CHECKOUT_EVENTS, since=since)
+
+
+def stripe_events_since(*, types: list[str], since: datetime) -> Iterator[dict]:
+    """Stripe's events of these types since `since` (it keeps 30 days), newest first, 100 a request."""
     listing = stripe.Event.list(
-        types=PAID_CHECKOUT_EVENTS,
+        types=types,
         created={"gte": int(since.timestamp())},
         limit=EVENTS_PAGE,
         api_key=stripe_api_key(),
@@ -670,7 +675,9 @@ def unsettled_movements_reconcile(*, report: Reconciliation, fix: Fix, stale_bef
         MoneyMovement.objects.filter(settlement_net__isnull=True, updated__lt=stale_before)
         .exclude(kind=MoneyMovement.Kind.CANCELLATION)
         .exclude(kind=MoneyMovement.Kind.PAYMENT, counts=False)
-        .order_by("id")
+        # Least recently tried first: a row Stripe still has no balance transaction for is touched
+        # below, so it goes to the back and cannot hold the newer ones out of the run's batch.
+        .order_by("updated", "id")
     )
     for movement in unsettled[:UNSETTLED_PER_RUN]:
         finding = report.add(
@@ -689,6 +696,7 @@ def unsettled_movements_reconcile(*, report: Reconciliation, fix: Fix, stale_bef
             continue
         movement.refresh_from_db()
         if movement.settlement_net is None:
+            MoneyMovement.objects.filter(id=movement.id).update(updated=timezone.now())
             finding.outcome = "Stripe has no balance transaction for it yet; asked again next run"
         else:
             net = format_money(movement.settlement_net, movement.settlement_currency)
@@ -702,15 +710,9 @@ def cancellations_reconcile(*, report: Reconciliation, fix: Fix) -> None:
     """Find subscriptions Stripe cancelled in the window (its `customer.subscription.deleted` events,
     100 a request) whose cancellation the ledger lacks; with `fix`, record them as the webhook would
     (which offboards the service). Reported under value mismatches."""
-    listed = stripe.Event.list(
-        types=["customer.subscription.deleted"],
-        created={"gte": int(report.since.timestamp())},
-        limit=EVENTS_PAGE,
-        api_key=stripe_api_key(),
-        stripe_version=djstripe_settings.STRIPE_API_VERSION,
-    )
-    for page in _chunks(listed.auto_paging_iter(), EVENTS_PAGE):
-        subscriptions = {event.data.object.id: stripe_object_json(event)["data"]["object"] for event in page}
+    listed = stripe_events_since(types=["customer.subscription.deleted"], since=report.since)
+    for page in _chunks(listed, EVENTS_PAGE):
+        subscriptions = {event["data"]["object"]["id"]: event["data"]["object"] for event in page}
         known = set(
             MoneyMovement.objects.filter(
                 stripe_id__in=[f"{subscription_id}:deleted" for subscription_id in subscriptions]
@@ -724,6 +726,12 @@ def cancellations_reconcile(*, report: Reconciliation, fix: Fix) -> None:
                 f"subscription {subscription_id}",
                 "Stripe: cancelled; not in the ledger (customer.subscription.deleted never processed)",
             )
-            if fix != Fix.NONE:
+            if fix == Fix.NONE:
+                continue
+            try:
                 ledger_cancellation_record(subscription=subscription)
-                finding.repaired("cancellation recorded from Stripe's event")
+            except Exception as exc:  # noqa: BLE001 - one bad row must not end the day's run
+                logger.exception("Recording the cancellation of %s failed", subscription_id)
+                finding.outcome = f"recording it failed ({type(exc).__name__}); runs again next time"
+                continue
+            finding.repaired("cancellation recorded from Stripe's event")

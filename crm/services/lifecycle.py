@@ -113,11 +113,7 @@ def client_workspaces_check(*, client: Client, ended: dict[int, str] | None = No
     reverse. Also called when a workspace becomes ready (it may have been provisioned after its
     service ended: deliveries arrive in any order)."""
 
-    ended = client_services_ended(client=client) if ended is None else ended
-    workspaces = Workspace.objects.filter(
-        client=client, status__in=[Workspace.Status.READY, Workspace.Status.SUSPENDED]
-    )
-    if any((w.status == Workspace.Status.SUSPENDED) != (w.service_id in ended) for w in workspaces):
+    if client_workspaces_out_of_step(client=client, ended=ended):
         enqueue_transactionally(WORKSPACES_TASK, client.id, first=True)
         return True
     return False
@@ -150,9 +146,10 @@ def client_workspaces_apply(*, client_id: int) -> list[str]:
     return done
 
 
-def client_workspaces_out_of_step(*, client: Client) -> list[str]:
-    """Workspaces whose state is not what the client's lifecycle says (a backend that failed)."""
-    ended = client_services_ended(client=client)
+def client_workspaces_out_of_step(*, client: Client, ended: dict[int, str] | None = None) -> list[str]:
+    """Workspaces whose state is not what the client's lifecycle says (`ended`: its services that
+    ended, when the caller has them): a delivery that changed it, or a backend that failed."""
+    ended = client_services_ended(client=client) if ended is None else ended
     workspaces = Workspace.objects.filter(
         client=client, status__in=[Workspace.Status.READY, Workspace.Status.SUSPENDED]
     ).select_related("service")

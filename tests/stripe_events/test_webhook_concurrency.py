@@ -3,7 +3,6 @@
 import json
 import logging
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -23,6 +22,7 @@ from tests.support.pipeline import (
     in_own_connection,
     paid_event_body,
     run_queued_tasks,
+    wait_until,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -80,9 +80,20 @@ def test_events_about_one_payment_are_processed_one_at_a_time(pipeline, service,
         other = pool.submit(in_own_connection, another_worker_on_the_payment)
         assert holding.wait(timeout=10)
         ours = pool.submit(in_own_connection, webhook_job_run, job_id=job.id)
-        time.sleep(1.0)
+        # Our worker is seen waiting on an advisory lock (the payment's), not merely not started.
+        assert wait_until(lambda: advisory_lock_waiters() == 1, timeout=10)
         assert not ours.done()  # waiting for the payment, not processing beside it
         release.set()
         other.result(timeout=10)
         assert ours.result(timeout=30) == "succeeded"
     assert Client.objects.get().invoiced_value == checkout["session"]["amount_total"] - 300
+
+
+def advisory_lock_waiters() -> int:
+    """Backends of this database waiting for an advisory lock."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+        )
+        return int(cursor.fetchone()[0])

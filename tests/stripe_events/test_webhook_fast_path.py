@@ -4,6 +4,7 @@ import json
 
 import pytest
 from django.db import IntegrityError, connection
+from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 from django_q.brokers import get_broker
 from django_q.conf import Conf
@@ -114,7 +115,7 @@ def test_when_the_queue_row_cannot_be_written_neither_trigger_nor_job_is_stored(
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the raw trigger + job INSERT is PostgreSQL's")
 def test_with_the_redis_broker_trigger_and_job_are_one_insert_and_the_task_is_sent_after_the_commit(
-    pipeline, settings, monkeypatch
+    pipeline, client, settings, monkeypatch
 ):
     """REDIS_URL set: the queue is not in the database, so the view writes trigger and job in one
     INSERT inside a transaction and sends the task to Redis once it commits."""
@@ -131,8 +132,11 @@ def test_with_the_redis_broker_trigger_and_job_are_one_insert_and_the_task_is_se
     monkeypatch.setattr(Conf, "BROKER_CLASS", "core.brokers.RedisBroker")
     event = pipeline.checkout()["events"][0]
 
-    with CaptureQueriesContext(connection) as queries:
-        response = pipeline.deliver(event)
+    with CaptureQueriesContext(connection) as queries, TestCase.captureOnCommitCallbacks() as on_commit:
+        response = signed_post(client, pipeline.path, json.dumps(event))
+    assert get_broker().queue_size() == 0  # nothing sent to Redis before the commit
+    for callback in on_commit:
+        callback()
 
     assert response.status_code == 200
     sql = [query["sql"] for query in queries.captured_queries]
