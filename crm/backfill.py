@@ -46,6 +46,7 @@ from tenacity.wait import wait_base
 
 from stripe_events import session_sync
 from stripe_events.session_mirror import checkout_sessions_mirror
+from stripe_events.session_sync import latest_charge
 from stripe_events.stripe_client import stripe_api_key
 
 from .backfill_ledger import LISTINGS, Listing, ledger_counts_new, ledger_object_import
@@ -242,22 +243,23 @@ def event_type_for(data) -> str:
     return ""
 
 
-def backfill_session_process(*, data: dict, send_welcome_email: bool, page: PageRows | None = None) -> str:
+def backfill_session_process(
+    *, data: dict, send_welcome_email: bool, page: PageRows | None = None, facts: SessionFacts | None = None
+) -> str:
     """Onboard one listed session, already mirrored, like a webhook would; returns the outcome.
 
     Runs in the caller's transaction, from the listed data: no Stripe request, and the session's
-    facts are not read back from the mirror. `page`: the caller holds the lock of every session
-    of the page and read these rows for them after taking them.
+    facts are not read back from the mirror (`facts`: already made from `data` by the caller).
+    `page`: the caller holds the lock of every session of the page and read these rows for them
+    after taking them.
     """
     if page is None:
         onboarding_session_lock(session_id=data["id"])
-    intent = data.get("payment_intent")
-    charge = intent.get("latest_charge") if isinstance(intent, dict) else None
     onboarding, before = onboarding_sync_locked(
-        facts=SessionFacts.from_stripe_data(data),
+        facts=facts or SessionFacts.from_stripe_data(data),
         event_type=event_type_for(data),
         send_welcome_email=send_welcome_email,
-        charge=charge if isinstance(charge, dict) else None,
+        charge=latest_charge(data),
         page=page,
     )
     return outcome_of(before, onboarding)
@@ -533,19 +535,22 @@ class _Walk:
         try:
             with transaction.atomic():
                 wanted = [data for data in page if self.wanted(data)]
+                facts = {data["id"]: SessionFacts.from_stripe_data(data) for data in wanted}
                 rows = None
                 if wanted:
                     checkout_sessions_mirror(wanted, api_key=self.api_key)
                     # Held to the page's commit either way: taken at once, one statement; then
                     # the page's onboardings, payments and services are read in three.
-                    session_ids = [data["id"] for data in wanted]
-                    onboarding_sessions_lock(session_ids=session_ids)
-                    refs = {SessionFacts.from_stripe_data(data).service_ref for data in wanted} - {""}
-                    rows = PageRows.read(session_ids=session_ids, service_refs=refs)
+                    onboarding_sessions_lock(session_ids=list(facts))
+                    refs = {session.service_ref for session in facts.values()} - {""}
+                    rows = PageRows.read(session_ids=list(facts), service_refs=refs)
                 for data in page:
-                    if self.wanted(data):
+                    if data["id"] in facts:
                         outcome = backfill_session_process(
-                            data=data, send_welcome_email=not self.run.no_email, page=rows
+                            data=data,
+                            send_welcome_email=not self.run.no_email,
+                            page=rows,
+                            facts=facts[data["id"]],
                         )
                     else:
                         outcome = "other_service"

@@ -96,7 +96,13 @@ def checkout_session_sync(*, session_id: str, api_key: str) -> dict[str, Any] | 
     # its customer, intent and method would write (tests/stripe_events/test_session_mirror.py),
     # in a few statements instead of ~30 (its owner-account lookups and savepoints per object).
     checkout_sessions_mirror([data], api_key=api_key)
-    intent = data.get("payment_intent")
+    return latest_charge(data)
+
+
+def latest_charge(session: dict[str, Any]) -> dict[str, Any] | None:
+    """The session's payment's latest charge when Stripe expanded it (retrieve or list with
+    `payment_intent.latest_charge.balance_transaction`), else None."""
+    intent = session.get("payment_intent")
     charge = intent.get("latest_charge") if isinstance(intent, dict) else None
     return charge if isinstance(charge, dict) else None
 

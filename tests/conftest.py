@@ -47,6 +47,12 @@ def service(db):
 
 
 @pytest.fixture
+def retainer(db):
+    """A subscription service (the money tests' renewals, invoices and cancellations)."""
+    return ServiceFactory(service_id="retainer", name="Monthly retainer")
+
+
+@pytest.fixture
 def webhook_endpoint(db):
     endpoint, _ = webhook_endpoint_register(secret=WEBHOOK_SECRET, base_url="http://testserver")
     return endpoint

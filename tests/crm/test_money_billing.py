@@ -6,7 +6,6 @@ from django.core import mail
 
 from crm.models import Activity, Client, MoneyMovement, Onboarding, Payment
 from provisioning.models import Workspace
-from tests.factories import ServiceFactory
 from tests.support.money import DAY, T0, assert_matches_sandbox, deliver_shuffled, undelivered
 from tests.support.pipeline import run_with_commit_hooks
 
@@ -14,11 +13,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 
 Kind = MoneyMovement.Kind
 Status = Onboarding.Status
-
-
-@pytest.fixture
-def retainer(db):
-    return ServiceFactory(service_id="retainer", name="Monthly retainer")
 
 
 def subscribe(pipeline, **fields):

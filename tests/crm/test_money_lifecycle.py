@@ -8,18 +8,12 @@ from crm.models import Activity, Client, Onboarding
 from crm.services.lifecycle import client_keep_active, client_offboard, client_reactivate
 from crm.services.onboarding import WORKSPACE_TASK
 from provisioning.models import Workspace
-from tests.factories import ServiceFactory
 from tests.support.money import DAY, T0, assert_matches_sandbox, deliver_shuffled, undelivered, work_all
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 
 Life = Client.LifecycleStatus
 WS = Workspace.Status
-
-
-@pytest.fixture
-def retainer(db):
-    return ServiceFactory(service_id="retainer", name="Monthly retainer")
 
 
 def events_of(checkout) -> list[str]:

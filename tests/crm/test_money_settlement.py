@@ -6,18 +6,16 @@ not the payment's. A balance transaction Stripe has not made yet is said to be m
 guessed, and `reconcile_onboarding --fix` settles the movement once Stripe has it.
 """
 
-import io
-import json
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
 from django.utils import timezone
 from djstripe.models import Event
 
 from crm.models import Client, MoneyMovement
 from crm.selectors.ledger import client_settlement_total
 from stripe_sandbox import fx
+from tests.support.commands import reconcile
 from tests.support.money import DAY, T0, assert_matches_sandbox, deliver_shuffled, undelivered, work_all
 from tests.support.staff import staff_user
 
@@ -91,12 +89,6 @@ def test_adaptive_pricing_checkout_is_valued_in_the_currency_paid_and_settled_in
         == session["currency_conversion"]["fx_rate"]
     )
     assert_matches_sandbox(sandbox)
-
-
-def reconcile(*args: str) -> dict:
-    out = io.StringIO()
-    call_command("reconcile_onboarding", "--json", *args, stdout=out)
-    return json.loads(out.getvalue())
 
 
 def test_settlement_not_made_yet_is_said_not_guessed_and_reconcile_settles_it_later(

@@ -5,14 +5,11 @@ events, nobody posted them), steps left waiting or given up, a webhook job that 
 lifetime value. Repairs run through the real worker code (run_queued_tasks).
 """
 
-import io
-import json
 import math
 from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.core.management import call_command
 from django.db import connection
 from django.db.migrations import RunPython
 from django.db.migrations.loader import MigrationLoader
@@ -25,6 +22,7 @@ from crm import tasks
 from crm.models import Activity, Client, Onboarding, ReconciliationRun
 from provisioning.models import Workspace
 from stripe_events.models import StripeWebhookJob
+from tests.support.commands import reconcile
 from tests.support.pipeline import run_queued_tasks
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
@@ -32,12 +30,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
 Status = Onboarding.Status
 Step = Onboarding.StepStatus
 MIGRATION = ("crm", "0007_reconcile_schedule")
-
-
-def reconcile(*args: str) -> dict:
-    out = io.StringIO()
-    call_command("reconcile_onboarding", "--json", *args, stdout=out)
-    return json.loads(out.getvalue())
 
 
 def refs(report: dict, gap: str) -> list[str]:

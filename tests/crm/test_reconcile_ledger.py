@@ -2,24 +2,15 @@
 cancellations (Events API) with the ledger: it reports what the ledger lacks or holds in another
 status, and --fix records it once."""
 
-import io
-import json
-
 import pytest
-from django.core.management import call_command
 
 from crm.models import Client, MoneyMovement
 from provisioning.models import Workspace
 from tests.factories import ServiceFactory
+from tests.support.commands import reconcile
 from tests.support.money import assert_matches_sandbox, undelivered, work_all
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("anymail_outbox")]
-
-
-def reconcile(*args: str) -> dict:
-    out = io.StringIO()
-    call_command("reconcile_onboarding", "--json", *args, stdout=out)
-    return json.loads(out.getvalue())
 
 
 def ledger_refs(report: dict) -> list[str]:

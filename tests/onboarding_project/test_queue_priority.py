@@ -13,11 +13,12 @@ from django_q.tasks import async_task
 
 from core.brokers import HEAD_START, HeadOfQueue, OrmBroker, RedisBroker
 from crm.models import Onboarding
+from stripe_events.webhook_jobs import PROCESS_TASK
 from tests.support.pipeline import run_next_task
 from tests.support.redis_db import redis_db_or_skip
 
 pytestmark = pytest.mark.django_db
-JOB = "stripe_events.tasks.webhook_job_process"
+JOB = PROCESS_TASK
 STEPS = {"crm.tasks.welcome_email_run", "crm.tasks.workspace_step_run"}
 REDIS_TEST_URL = "redis://127.0.0.1:6379/12"
 

@@ -17,7 +17,7 @@ from stripe_events.session_mirror import checkout_sessions_mirror
 from stripe_events.session_sync import EXPAND
 from stripe_events.stripe_client import stripe_api_key
 from stripe_events.stripe_json import stripe_object_json
-from tests.crm.test_backfill_equivalence import MIRROR, history, rows
+from tests.support.mirror_rows import MIRROR, history, rows
 
 pytestmark = [
     pytest.mark.django_db,

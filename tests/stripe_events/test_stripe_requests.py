@@ -10,6 +10,7 @@ from djstripe.models import Customer, PaymentIntent, PaymentMethod, Session
 
 from crm.models import MoneyMovement, Onboarding
 from stripe_events.stripe_client import stripe_api_key
+from stripe_events.webhook_jobs import PROCESS_TASK
 from tests.factories import ServiceFactory
 from tests.support.money import assert_matches_sandbox, deliver_shuffled, undelivered
 from tests.support.pipeline import queued_task_names, run_next_task, run_queued_tasks
@@ -45,7 +46,7 @@ def test_a_charge_without_its_balance_transaction_yet_is_settled_by_the_task(pip
     balance_transaction, charge["balance_transaction"] = charge["balance_transaction"], None
     assert pipeline.deliver(checkout["events"][0]).status_code == 200
 
-    assert run_next_task() == "stripe_events.tasks.webhook_job_process"
+    assert run_next_task() == PROCESS_TASK
 
     payment = MoneyMovement.objects.get(stripe_id=checkout["session"]["id"])
     assert payment.charge_id == charge["id"] and payment.settlement_net is None
